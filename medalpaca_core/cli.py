@@ -1,0 +1,121 @@
+"""Command line: ``python -m medalpaca_core {prepare,list,ask} …``.
+
+``prepare`` converts the embedded default model once; ``list`` shows every variant with its
+availability and memory estimate; ``ask`` streams answers of one or more variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from .default_model import resolve_default_model
+from .engine import Studio
+from .generation import PRESETS, GenerationSettings
+from .memory import format_bytes
+from .registry import availability
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Convert the default model's GGUF to the safetensors cache (idempotent)."""
+    print(f"Default model ready at {resolve_default_model()}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    studio = Studio()
+    rows = [("id", "kind", "template", "memory (est.)", "available")]
+    for variant in studio.variants():
+        status = availability(variant)
+        needed = studio.manager.estimate_for(variant)
+        rows.append(
+            (
+                variant.id,
+                variant.kind,
+                variant.template,
+                format_bytes(needed.bytes) if needed else "?",
+                "yes" if status.ok else f"no: {status.reason}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
+    """The preset, with any setting given on the command line laid over it."""
+    base = PRESETS[args.preset]
+    overrides = {
+        name: getattr(args, name)
+        for name in ("max_new_tokens", "temperature", "top_p", "top_k", "seed")
+        if getattr(args, name) is not None
+    }
+    return GenerationSettings(**{**base.__dict__, **overrides})
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="greedy")
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--top-k", type=int)
+    parser.add_argument("--seed", type=int)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    studio = Studio()
+    settings = settings_from_args(args)
+    single = len(args.variant) == 1
+    shown = 0
+    answers = {}
+    for answers in studio.stream(args.variant, args.question, args.context, settings):
+        if single:  # one variant: stream its tokens to the terminal as they come
+            text = answers[args.variant[0]].text
+            print(text[shown:], end="", flush=True)
+            shown = len(text)
+    if single:
+        print()
+    failed = 0
+    for variant_id, answer in answers.items():
+        if not single:
+            print(f"=== {variant_id}\n{answer.text}")
+        if answer.error:
+            failed += 1
+            print(f"[{variant_id}] error: {answer.error}", file=sys.stderr)
+        elif answer.stats:
+            print(f"[{variant_id}] {answer.stats.summary()}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "prepare": (cmd_prepare, "convert the embedded default model to the safetensors cache"),
+    "list": (cmd_list, "list variants, availability and memory estimates"),
+    "ask": (cmd_ask, "ask one or more variants a question"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m medalpaca_core", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log loading details")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        if name == "ask":
+            sub.add_argument("question")
+            sub.add_argument("--variant", action="append", required=True, help="variant id (repeatable)")
+            sub.add_argument("--context", default="")
+            add_settings_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return COMMANDS[args.command][0](args)
+    except (ValueError, KeyError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

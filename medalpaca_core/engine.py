@@ -1,0 +1,214 @@
+"""The studio: ask one question of several variants and stream their answers side by side.
+
+Variants that share a base model (the bare base and its LoRA adapters, in one precision) are
+answered together in one batched ``generate``; groups with different bases run in parallel
+threads. A variant that is unavailable or fails to load gets an error answer of its own while
+the others go on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .generation import PRESETS, Answer, GenerationSettings, Row, stream_batch
+from .loader import LoadedModel, LoadError, ModelManager
+from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, render
+from .registry import Registry, Variant, availability
+
+MAX_QUESTION_CHARS = 4_000
+MAX_CONTEXT_CHARS = 32_000
+
+
+@dataclass(frozen=True)
+class Request:
+    """One variant asked one prompt."""
+
+    variant_id: str
+    parts: PromptParts
+
+
+def validate_parts(parts: PromptParts) -> PromptParts:
+    """Server-side input limits: a clear error rather than a minute of tokenizing a megabyte."""
+    if not parts.question.strip():
+        raise PromptError("The question is empty: type a question to ask the model")
+    if len(parts.question) > MAX_QUESTION_CHARS:
+        raise PromptError(f"The question is {len(parts.question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+    if len(parts.context) > MAX_CONTEXT_CHARS:
+        raise PromptError(f"The context is {len(parts.context):,} characters; the limit is {MAX_CONTEXT_CHARS:,}")
+    return parts
+
+
+def encode(template: str, text: str, tokenizer: Any) -> list[int]:
+    """Token ids of a rendered prompt; a chat-template text already holds its special tokens."""
+    return tokenizer(text, add_special_tokens=template != "chat")["input_ids"]
+
+
+def _shorten(parts: PromptParts, overflow: int, tokenizer: Any) -> PromptParts | None:
+    """Drop the oldest chat turn, else ``overflow`` (+ a margin) tokens from the context's start."""
+    if parts.history:
+        return replace(parts, history=parts.history[1:])
+    context_ids = tokenizer(parts.context, add_special_tokens=False)["input_ids"]
+    if not context_ids:
+        return None
+    return parts.with_context(tokenizer.decode(context_ids[overflow + 8 :], skip_special_tokens=True))
+
+
+def fit_prompt(
+    template: str, parts: PromptParts, tokenizer: Any, window: int, max_new_tokens: int
+) -> tuple[list[int], bool]:
+    """Prompt ids that leave room for the answer, cutting history or context if needed."""
+    limit = window - max_new_tokens
+    truncated = False
+    for _ in range(64):
+        ids = encode(template, render(template, parts, tokenizer), tokenizer)
+        if len(ids) <= limit:
+            return ids, truncated
+        shorter = _shorten(parts, len(ids) - limit, tokenizer)
+        if shorter is None:
+            break
+        parts, truncated = shorter, True
+    raise PromptError(
+        f"The question alone is {len(ids):,} tokens; with {max_new_tokens} new tokens it does not fit the "
+        f"model's context window of {window:,} tokens"
+    )
+
+
+class Studio:
+    """Registry + model manager + batched streaming: everything the app and the CLI call."""
+
+    def __init__(self, registry: Registry | None = None, manager: ModelManager | None = None):
+        self.registry = registry or Registry.load()
+        self.manager = manager or ModelManager()
+
+    def variants(self) -> list[Variant]:
+        return list(self.registry)
+
+    def stream(
+        self,
+        variant_ids: Iterable[str],
+        question: str,
+        context: str = "",
+        settings: GenerationSettings | None = None,
+        cancel: threading.Event | None = None,
+        instruction: str = DEFAULT_INSTRUCTION,
+        response_prefix: str = "",
+    ) -> Iterator[dict[str, Answer]]:
+        """Ask every variant the same question; yield all answers each time one of them grows."""
+        parts = PromptParts(question, context, instruction, response_prefix)
+        return self.stream_requests([Request(v, parts) for v in dict.fromkeys(variant_ids)], settings, cancel)
+
+    def chat(
+        self,
+        variant_id: str,
+        history: list[tuple[str, str]],
+        message: str,
+        settings: GenerationSettings | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Answer]:
+        """One chat turn with one variant, earlier turns included in the prompt."""
+        parts = PromptParts(message, history=tuple((user, bot) for user, bot in history))
+        for answers in self.stream_requests([Request(variant_id, parts)], settings, cancel):
+            yield answers[variant_id]
+
+    def ask(
+        self,
+        variant_ids: Iterable[str],
+        question: str,
+        context: str = "",
+        settings: GenerationSettings | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Answer]:
+        """The final answers, without streaming."""
+        return deque(self.stream(variant_ids, question, context, settings, **kwargs), maxlen=1)[0]
+
+    def stream_requests(
+        self, requests: list[Request], settings: GenerationSettings | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[dict[str, Answer]]:
+        """Validate everything up front (bad input raises), then stream."""
+        if not requests:
+            raise PromptError("No variant selected: pick at least one model variant")
+        settings = (settings or PRESETS["greedy"]).validated()
+        variants = {request.variant_id: self.registry.get(request.variant_id) for request in requests}
+        for request in requests:
+            validate_parts(request.parts)
+        return self._stream(requests, variants, settings, cancel or threading.Event())
+
+    def _stream(
+        self,
+        requests: list[Request],
+        variants: dict[str, Variant],
+        settings: GenerationSettings,
+        cancel: threading.Event,
+    ) -> Iterator[dict[str, Answer]]:
+        answers = {request.variant_id: Answer(request.variant_id) for request in requests}
+        groups: dict[Any, list[Request]] = {}
+        for request in requests:
+            groups.setdefault(self.manager.key_for(variants[request.variant_id]), []).append(request)
+        updates: queue.Queue[Answer | None] = queue.Queue()
+        workers = [
+            threading.Thread(target=self._run_group, args=(group, variants, settings, cancel, updates), daemon=True)
+            for group in groups.values()
+        ]
+        for worker in workers:
+            worker.start()
+        yield dict(answers)
+        finished_groups = 0
+        try:
+            while finished_groups < len(workers):
+                update = updates.get()
+                if update is None:
+                    finished_groups += 1
+                    continue
+                answers[update.variant_id] = update
+                yield dict(answers)
+        finally:
+            if finished_groups < len(workers):
+                cancel.set()
+            for worker in workers:
+                worker.join()
+
+    def _run_group(
+        self,
+        group: list[Request],
+        variants: dict[str, Variant],
+        settings: GenerationSettings,
+        cancel: threading.Event,
+        updates: queue.Queue,
+    ) -> None:
+        """Load one base (and its adapters), then answer the whole group in one batch."""
+        try:
+            loaded, rows = self._prepare_rows(group, variants, settings, updates)
+            if rows and not cancel.is_set():
+                for answer in stream_batch(loaded, rows, settings, cancel):
+                    updates.put(answer)
+        except Exception as error:  # a failed batch fails its rows, not the other groups
+            for request in group:
+                updates.put(Answer(request.variant_id, status="error", error=f"{type(error).__name__}: {error}"))
+        finally:
+            updates.put(None)
+
+    def _prepare_rows(
+        self, group: list[Request], variants: dict[str, Variant], settings: GenerationSettings, updates: queue.Queue
+    ) -> tuple[LoadedModel | None, list[Row]]:
+        loaded, rows = None, []
+        for request in group:
+            variant = variants[request.variant_id]
+            try:
+                status = availability(variant)
+                if not status.ok:
+                    raise LoadError(f"{variant.id} is unavailable: {status.reason}")
+                updates.put(Answer(variant.id, status="loading"))
+                loaded, adapter = self.manager.acquire(variant)
+                ids, truncated = fit_prompt(
+                    variant.template, request.parts, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
+                )
+            except Exception as error:  # this variant fails; the rest of its group goes on
+                updates.put(Answer(variant.id, status="error", error=str(error)))
+                continue
+            rows.append(Row(variant.id, ids, adapter, variant.template, truncated))
+        return loaded, rows

@@ -1,0 +1,268 @@
+"""Streaming generation: one batched ``generate`` for every variant that shares a base.
+
+Each step, a stopping criterion sees the newest token of every row; it decodes it, cuts the
+answer at template markers, records timing, reports the new text and tells ``generate`` which
+rows are finished. That single hook gives token-by-token streaming for a whole batch (the stock
+``TextIteratorStreamer`` handles one row only), per-row stop strings, and instant cancellation.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .prompts import cut_response
+
+
+class SettingsError(ValueError):
+    """Generation settings out of range."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding settings. ``temperature`` 0 means greedy; above 0 turns sampling on."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0
+
+    def validated(self, max_new_tokens_limit: int = 2048) -> GenerationSettings:
+        checks = [
+            (1 <= self.max_new_tokens <= max_new_tokens_limit, f"max_new_tokens must be 1..{max_new_tokens_limit}"),
+            (0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
+            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.top_k >= 0, "top_k must be 0 (off) or positive"),
+            (0.5 <= self.repetition_penalty <= 2, "repetition_penalty must be between 0.5 and 2"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise SettingsError("Invalid generation settings: " + "; ".join(problems))
+        return self
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Arguments for ``model.generate``; sampling knobs only when sampling."""
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if self.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = self.repetition_penalty
+        return kwargs
+
+
+PRESETS: dict[str, GenerationSettings] = {
+    "greedy": GenerationSettings(max_new_tokens=128),
+    # The paper's evaluation settings.
+    "sampling": GenerationSettings(max_new_tokens=128, temperature=0.4, top_p=0.9, top_k=50),
+}
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What one answer cost. ``tokens_per_s`` is the decode rate after the first token."""
+
+    prompt_tokens: int
+    new_tokens: int
+    ttft_s: float | None
+    wall_s: float
+    memory_bytes: int
+    quantization: str
+    truncated: bool
+    finish_reason: str  # eos | stop | length | cancelled
+
+    @property
+    def tokens_per_s(self) -> float:
+        if self.ttft_s is None or self.new_tokens < 2 or self.wall_s <= self.ttft_s:
+            return 0.0
+        return (self.new_tokens - 1) / (self.wall_s - self.ttft_s)
+
+    def summary(self) -> str:
+        ttft = f"{self.ttft_s:.2f} s" if self.ttft_s is not None else "-"
+        parts = [
+            f"first token {ttft}",
+            f"{self.new_tokens} tokens",
+            f"{self.tokens_per_s:.1f} tok/s",
+            f"wall {self.wall_s:.1f} s",
+            f"{self.memory_bytes / 1024**2:.0f} MB ({self.quantization})",
+            f"ended: {self.finish_reason}",
+        ]
+        if self.truncated:
+            parts.append("input truncated to fit the context window")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One variant's answer as it streams. ``status``: queued, loading, generating, done or error."""
+
+    variant_id: str
+    text: str = ""
+    status: str = "queued"
+    error: str | None = None
+    stats: Stats | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "error")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a batch: a variant's prompt tokens and the adapter that answers it."""
+
+    variant_id: str
+    prompt_ids: list[int]
+    adapter: str
+    template: str
+    truncated: bool = False
+
+
+class _RowTracker:
+    """The per-step hook (a ``StoppingCriteria``) that turns new tokens into answer updates."""
+
+    def __init__(
+        self,
+        rows: list[Row],
+        tokenizer: Any,
+        eos_ids: set[int],
+        max_new_tokens: int,
+        cancel: threading.Event,
+        emit: Callable[[int, str, str | None, float], None],
+    ):
+        self.rows, self.tokenizer, self.eos_ids = rows, tokenizer, eos_ids
+        self.max_new_tokens, self.cancel, self.emit = max_new_tokens, cancel, emit
+        self.tokens: list[list[int]] = [[] for _ in rows]
+        self.finish: list[str | None] = [None] * len(rows)
+        self.first_token_at: list[float | None] = [None] * len(rows)
+
+    def _advance(self, index: int, token: int, now: float) -> None:
+        if self.first_token_at[index] is None:
+            self.first_token_at[index] = now
+        if token in self.eos_ids:
+            self.finish[index] = "eos"
+        else:
+            self.tokens[index].append(token)
+        text = self.tokenizer.decode(self.tokens[index], skip_special_tokens=True)
+        text, hit_marker = cut_response(self.rows[index].template, text)
+        if hit_marker and self.finish[index] is None:
+            self.finish[index] = "stop"
+        if self.finish[index] is None and len(self.tokens[index]) >= self.max_new_tokens:
+            self.finish[index] = "length"
+        self.emit(index, text, self.finish[index], now)
+
+    def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
+        import torch
+
+        now = time.perf_counter()
+        for index, token in enumerate(input_ids[:, -1].tolist()):
+            if self.finish[index] is None:
+                self._advance(index, token, now)
+        cancelled = self.cancel.is_set()
+        flags = [cancelled or reason is not None for reason in self.finish]
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
+def _left_pad(rows: list[Row], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    width = max(len(row.prompt_ids) for row in rows)
+    ids = [[pad_id] * (width - len(row.prompt_ids)) + row.prompt_ids for row in rows]
+    mask = [[0] * (width - len(row.prompt_ids)) + [1] * len(row.prompt_ids) for row in rows]
+    return ids, mask
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every token that ends an answer: the tokenizer's EOS and the model's generation config's."""
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    configured = configured if isinstance(configured, list) else [configured]
+    return {token for token in [tokenizer.eos_token_id, *configured] if token is not None}
+
+
+def stream_batch(
+    loaded: Any, rows: list[Row], settings: GenerationSettings, cancel: threading.Event | None = None
+) -> Iterator[Answer]:
+    """Answer every row in one ``generate`` call, yielding each answer as it grows.
+
+    ``loaded`` is a ``LoadedModel``; its lock is held for the whole call, since PEFT switches
+    adapters with hooks that concurrent calls on the same model would trample.
+    """
+    import torch
+
+    cancel = cancel or threading.Event()
+    updates: queue.Queue[Answer | BaseException | None] = queue.Queue()
+    started = time.perf_counter()
+    eos_ids = eos_token_ids(loaded.model, loaded.tokenizer)
+
+    def emit(index: int, text: str, finish: str | None, now: float) -> None:
+        row = rows[index]
+        first = tracker.first_token_at[index]
+        stats = Stats(
+            prompt_tokens=len(row.prompt_ids),
+            new_tokens=len(tracker.tokens[index]),
+            ttft_s=None if first is None else first - started,
+            wall_s=now - started,
+            memory_bytes=loaded.footprint,
+            quantization=loaded.key.quantization,
+            truncated=row.truncated,
+            finish_reason=finish or "",
+        )
+        updates.put(Answer(row.variant_id, text, "done" if finish else "generating", None, stats))
+
+    tracker = _RowTracker(rows, loaded.tokenizer, eos_ids, settings.max_new_tokens, cancel, emit)
+
+    def work() -> None:
+        from transformers import StoppingCriteriaList
+
+        try:
+            with loaded.lock, torch.inference_mode():
+                ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
+                device = loaded.model.device
+                kwargs = settings.generate_kwargs()
+                if loaded.is_peft:
+                    kwargs["adapter_names"] = [row.adapter for row in rows]
+                if settings.seed is not None:
+                    torch.manual_seed(settings.seed)
+                loaded.model.generate(
+                    input_ids=torch.tensor(ids, device=device),
+                    attention_mask=torch.tensor(mask, device=device),
+                    stopping_criteria=StoppingCriteriaList([tracker]),
+                    pad_token_id=loaded.tokenizer.pad_token_id,
+                    eos_token_id=sorted(eos_ids),
+                    **kwargs,
+                )
+            now = time.perf_counter()
+            for index, reason in enumerate(tracker.finish):
+                if reason is None:  # stopped early: cancelled
+                    tracker.finish[index] = "cancelled"
+                    text, _ = cut_response(
+                        rows[index].template, loaded.tokenizer.decode(tracker.tokens[index], skip_special_tokens=True)
+                    )
+                    emit(index, text, "cancelled", now)
+        except BaseException as error:  # reported to the consumer, never lost in the thread
+            updates.put(error)
+        finally:
+            updates.put(None)
+
+    worker = threading.Thread(target=work, name="medalpaca-generate", daemon=True)
+    worker.start()
+    completed = False
+    try:
+        while (item := updates.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        completed = True
+    finally:
+        if not completed:  # the consumer went away (closed stream, client disconnect): stop generating
+            cancel.set()
+        worker.join()

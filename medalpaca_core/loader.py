@@ -1,0 +1,352 @@
+"""Loading models: one base in memory per (source, precision), shared by all of its LoRA adapters.
+
+The manager estimates every load before it happens and refuses one that cannot fit, naming the
+smaller quantization that would; it keeps models cached and releases the least recently used
+ones when memory is short. Weights and adapters load from safetensors (a Hub repository that only
+has legacy ``.bin`` files goes through torch's ``weights_only`` loader, which runs no code), and
+``trust_remote_code`` is never set.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import hub
+from .default_model import DEFAULT_ALIAS, DEFAULT_PARAMS, resolve_default_model
+from .memory import Estimate, MemoryRefusal, budget_from_env, estimate, format_bytes, free_bytes, refusal_message
+from .registry import Variant
+
+log = logging.getLogger(__name__)
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a batched generate
+# bitsandbytes logs a warning on every int8 matmul that bf16 inputs are cast to fp16: expected here,
+# and thousands of lines per answer otherwise.
+logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
+
+
+class LoadError(RuntimeError):
+    """A base model or adapter that could not be loaded; the message names the variant and why."""
+
+
+@dataclass(frozen=True)
+class BaseKey:
+    """What makes two variants share one model in memory."""
+
+    source: str
+    quantization: str
+    dtype: str
+    device: str
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """'auto' becomes bf16 where it is supported (measured fastest here) and fp16 on older GPUs."""
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16"
+
+
+def resolve_base(base: str) -> str:
+    """The registry's base spelling -> something ``from_pretrained`` understands."""
+    if base == DEFAULT_ALIAS:
+        return resolve_default_model()
+    path = Path(base).expanduser()
+    return str(path) if path.exists() else base
+
+
+def bnb_config(quantization: str, dtype: str) -> Any:
+    """bitsandbytes settings: LLM.int8 with the paper's outlier threshold 6.0, or QLoRA's nf4."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=getattr(torch, dtype),
+        bnb_4bit_use_double_quant=True,
+    )
+
+
+def _config_for(source: str) -> Any | None:
+    """The model config without weights: local folder, Hub cache, or None."""
+    from transformers import AutoConfig
+
+    if hub.looks_like_hub_id(source) and not hub.cached_file(source, "config.json"):
+        return None
+    try:
+        return AutoConfig.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
+def count_params(source: str) -> int | None:
+    """Parameter count from the config alone (the model is built on the meta device)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    config = _config_for(source)
+    if config is None:
+        return None
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_tokenizer(source: str) -> Any:
+    """The tokenizer, padded on the left (generation continues on the right)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_pretrained(source: str, quantization: str, dtype: str, device: str) -> tuple[Any, Any]:
+    """One base model and its tokenizer, in the requested precision (shared with ``finetune/``)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
+    if Path(source).is_dir():
+        kwargs["use_safetensors"] = True
+    if quantization != "none":
+        kwargs["quantization_config"] = bnb_config(quantization, dtype)
+    if quantization != "none" or device != "cpu":
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    return model, load_tokenizer(source)
+
+
+def local_adapter_dir(adapter: str) -> Path:
+    """A local folder holding the adapter; Hub adapters are fetched (config and weights only)."""
+    path = Path(adapter).expanduser()
+    if path.exists():
+        return path
+    from huggingface_hub import snapshot_download
+
+    patterns = ["adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"]
+    return Path(snapshot_download(adapter, allow_patterns=patterns, local_files_only=hub.offline_mode()))
+
+
+def _adapter_tensor_shapes(folder: Path, from_hub: bool) -> dict[str, tuple[int, ...]]:
+    from safetensors import safe_open
+
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        if from_hub and (folder / "adapter_model.bin").is_file():
+            return {}  # a 2023 Hub adapter: PEFT reads it with torch's weights_only loader
+        raise LoadError(f"{folder} has no adapter_model.safetensors")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as error:  # safetensors raises its own error types for corrupt headers
+        raise LoadError(f"{weights} is corrupt or truncated: {error}") from error
+
+
+def check_adapter_fits(folder: Path, model: Any, from_hub: bool = False) -> None:
+    """Compare the adapter's LoRA shapes with the base's layers before touching the model.
+
+    A LoRA made for another base (other widths, other layer names) is refused with a message,
+    instead of failing half-way through injection and leaving the shared base modified.
+    """
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise LoadError(f"{folder}/adapter_config.json is missing or not JSON: {error}") from error
+    if config.get("peft_type") != "LORA":
+        raise LoadError(f"{folder} is a {config.get('peft_type')!r} adapter; only LoRA adapters are supported")
+    modules = dict(model.named_modules())
+    for name, shape in _adapter_tensor_shapes(folder, from_hub).items():
+        if ".lora_A." not in name and ".lora_B." not in name:
+            continue
+        module_name = name.removeprefix("base_model.model.").split(".lora_")[0]
+        module = modules.get(module_name)
+        if module is None or not hasattr(module, "in_features"):
+            raise LoadError(f"Adapter {folder.name} does not fit this base: it has no layer {module_name}")
+        expected = module.in_features if ".lora_A." in name else module.out_features
+        actual = shape[1] if ".lora_A." in name else shape[0]
+        if expected != actual:
+            raise LoadError(
+                f"Adapter {folder.name} does not fit this base: {module_name} has width {expected}, "
+                f"the adapter was trained for {actual}"
+            )
+
+
+@dataclass
+class LoadedModel:
+    """A base model in memory, with the LoRA adapters loaded into it so far."""
+
+    key: BaseKey
+    model: Any
+    tokenizer: Any
+    estimate: Estimate
+    footprint: int
+    load_seconds: float
+    adapters: dict[str, str] = field(default_factory=dict)  # adapter source -> PEFT adapter name
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def reserved_bytes(self) -> int:
+        """What this model counts against the budget: its weights, or its estimate with overhead."""
+        return max(self.footprint, self.estimate.bytes)
+
+    @property
+    def is_peft(self) -> bool:
+        return bool(self.adapters)
+
+    @property
+    def context_window(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+    def add_adapter(self, adapter: str) -> str:
+        """Load ``adapter`` into this base (once) and return its PEFT name."""
+        if adapter in self.adapters:
+            return self.adapters[adapter]
+        folder = local_adapter_dir(adapter)
+        base = self.model.get_base_model() if self.is_peft else self.model
+        check_adapter_fits(folder, base, from_hub=not Path(adapter).expanduser().exists())
+        name = f"adapter_{len(self.adapters)}"
+        if self.is_peft:
+            self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+        else:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name, is_trainable=False)
+            self.model.eval()
+        self.adapters[adapter] = name
+        self.footprint = self.model.get_memory_footprint()
+        return name
+
+
+class ModelManager:
+    """Loads, shares, caches and releases models within the memory there is."""
+
+    def __init__(self, budget_bytes: int | None = None, device: str | None = None):
+        self.device = device or pick_device()
+        self.budget = budget_bytes if budget_bytes is not None else budget_from_env()
+        self._models: OrderedDict[BaseKey, LoadedModel] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def key_for(self, variant: Variant) -> BaseKey:
+        return BaseKey(variant.base, variant.quantization, resolve_dtype(variant.dtype, self.device), self.device)
+
+    def estimate_for(self, variant: Variant) -> Estimate | None:
+        """The memory ``variant``'s base will take, or None when its size is not known offline."""
+        key = self.key_for(variant)
+        params = variant.params
+        if params is None:
+            params = DEFAULT_PARAMS if variant.base == DEFAULT_ALIAS else count_params(resolve_base(variant.base))
+        return estimate(params, key.quantization, key.dtype) if params else None
+
+    def loaded(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
+    def held_bytes(self) -> int:
+        return sum(model.reserved_bytes for model in self.loaded())
+
+    def available_bytes(self) -> int:
+        """Free memory now, capped by the budget net of what is already held."""
+        free = free_bytes(self.device)
+        if self.budget is not None:
+            free = min(free, self.budget - self.held_bytes())
+        return max(free, 0)
+
+    def acquire(self, variant: Variant) -> tuple[LoadedModel, str]:
+        """The loaded base of ``variant`` and the adapter name to generate with."""
+        key = self.key_for(variant)
+        with self._lock:
+            loaded = self._models.get(key)
+            if loaded is None:
+                loaded = self._load(variant, key)
+            self._models.move_to_end(key)
+        if not variant.adapter:
+            return loaded, BASE_ADAPTER
+        with loaded.lock:
+            try:
+                return loaded, loaded.add_adapter(variant.adapter)
+            except LoadError as error:
+                raise LoadError(f"{variant.id}: {error}") from error
+            except Exception as error:
+                self.release(key)  # a failed injection may have left the base modified
+                raise LoadError(f"{variant.id}: could not load adapter {variant.adapter}: {error}") from error
+
+    def _make_room(self, variant: Variant, needed: Estimate) -> None:
+        """Release least recently used, idle models until ``needed`` fits, or refuse."""
+        evictable = [m for m in self._models.values() if m.key != self.key_for(variant)]
+        possible = self.available_bytes() + sum(m.reserved_bytes for m in evictable)
+        if needed.bytes > possible:
+            raise MemoryRefusal(refusal_message(variant.id, needed, possible))
+        for candidate in evictable:
+            if needed.bytes <= self.available_bytes():
+                break
+            if candidate.lock.acquire(blocking=False):
+                try:
+                    log.info("Releasing %s to make room for %s", candidate.key.source, variant.id)
+                    self._drop(candidate.key)
+                finally:
+                    candidate.lock.release()
+        if needed.bytes > self.available_bytes():
+            raise MemoryRefusal(refusal_message(variant.id, needed, self.available_bytes()))
+
+    def _load(self, variant: Variant, key: BaseKey) -> LoadedModel:
+        needed = self.estimate_for(variant)
+        if needed is not None:
+            self._make_room(variant, needed)
+        started = time.perf_counter()
+        try:
+            model, tokenizer = load_pretrained(resolve_base(variant.base), key.quantization, key.dtype, key.device)
+        except MemoryRefusal:
+            raise
+        except Exception as error:
+            raise LoadError(f"{variant.id}: could not load base model {variant.base}: {error}") from error
+        model.eval()
+        footprint = model.get_memory_footprint()
+        loaded = LoadedModel(
+            key=key,
+            model=model,
+            tokenizer=tokenizer,
+            estimate=needed or estimate(sum(p.numel() for p in model.parameters()), key.quantization, key.dtype),
+            footprint=footprint,
+            load_seconds=time.perf_counter() - started,
+        )
+        log.info(
+            "Loaded %s (%s) in %.1f s, %s", variant.base, key.quantization, loaded.load_seconds, format_bytes(footprint)
+        )
+        self._models[key] = loaded
+        return loaded
+
+    def _drop(self, key: BaseKey) -> None:
+        self._models.pop(key, None)
+        gc.collect()
+
+    def release(self, key: BaseKey) -> None:
+        """Forget a loaded model; its memory is freed once no generation still uses it."""
+        with self._lock:
+            self._drop(key)
+
+    def release_all(self) -> None:
+        with self._lock:
+            self._models.clear()
+            gc.collect()

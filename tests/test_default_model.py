@@ -1,0 +1,93 @@
+"""The real embedded default model: cached conversion, the seed report's query, the CLI."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from medalpaca_core.default_model import COMPLETE_FILES, cache_path, is_complete, resolve_default_model
+from medalpaca_core.engine import Studio
+from medalpaca_core.generation import GenerationSettings
+from medalpaca_core.loader import ModelManager
+from medalpaca_core.registry import Registry
+
+DIABETES_CONTEXT = (
+    "Diabetes is a chronic disease that occurs either when the pancreas does not produce enough insulin or when "
+    "the body cannot effectively use the insulin it produces. Insulin is a hormone that regulates blood sugar."
+)
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    return Studio(Registry.load(finetuned=tmp_path_factory.mktemp("finetuned")), ModelManager(device="cpu"))
+
+
+def test_cache_is_complete_and_loads_fast(default_model_dir):
+    assert is_complete(cache_path()) or default_model_dir != str(cache_path())
+    assert resolve_default_model() == default_model_dir  # second call: no conversion
+    from transformers import AutoModelForCausalLM
+
+    started = time.perf_counter()
+    AutoModelForCausalLM.from_pretrained(default_model_dir)
+    assert time.perf_counter() - started < 30  # generous; the benchmark measures the real number
+
+
+def test_half_written_cache_is_not_complete(tmp_path):
+    (tmp_path / COMPLETE_FILES[0]).write_text("{}")
+    assert not is_complete(tmp_path)
+
+
+def test_seed_report_query_mentions_thirst_or_urination(studio):
+    answer = studio.ask(
+        ["smol-base"],
+        "What are the symptoms of diabetes?",
+        DIABETES_CONTEXT,
+        settings=GenerationSettings(max_new_tokens=96),
+    )["smol-base"]
+    assert answer.status == "done", answer.error
+    assert any(word in answer.text.lower() for word in ("thirst", "urinat")), answer.text
+
+
+def test_base_int8_and_nf4_answer_side_by_side(studio):
+    answers = studio.ask(
+        ["smol-base", "smol-int8", "smol-nf4"], "How to cure COVID-19?", settings=GenerationSettings(max_new_tokens=16)
+    )
+    for ident, answer in answers.items():
+        assert answer.status == "done", (ident, answer.error)
+        assert answer.stats.new_tokens > 0
+    assert answers["smol-nf4"].stats.memory_bytes < answers["smol-int8"].stats.memory_bytes
+    assert answers["smol-int8"].stats.memory_bytes < answers["smol-base"].stats.memory_bytes
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medalpaca_core", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_ask_streams_an_answer_with_stats():
+    result = run_cli(
+        "ask",
+        "--variant",
+        "smol-base",
+        "--max-new-tokens",
+        "24",
+        "--context",
+        DIABETES_CONTEXT,
+        "What are the symptoms of diabetes?",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "tok/s" in result.stderr and "first token" in result.stderr
+
+
+def test_cli_list_shows_availability():
+    result = run_cli("list")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert lines["smol-base"].rstrip().endswith("yes")
+    assert "no:" in lines["medalpaca-13b"]
+
+
+def test_cli_unknown_variant_is_a_clear_error():
+    result = run_cli("ask", "--variant", "nope", "q")
+    assert result.returncode == 2 and "Unknown variant 'nope'" in result.stderr and "smol-base" in result.stderr

@@ -1,0 +1,157 @@
+"""Streaming answers side by side: batching, equality with single runs, cancellation, bad input."""
+
+import threading
+
+import pytest
+
+from medalpaca_core.engine import MAX_QUESTION_CHARS, Studio
+from medalpaca_core.generation import GenerationSettings, SettingsError
+from medalpaca_core.loader import ModelManager
+from medalpaca_core.prompts import PromptError
+from medalpaca_core.registry import UnknownVariantError, Variant
+
+GREEDY = GenerationSettings(max_new_tokens=12)
+QUESTION = "What are the symptoms of diabetes?"
+
+
+@pytest.fixture
+def studio(tiny_registry):
+    return Studio(tiny_registry, ModelManager(device="cpu"))
+
+
+def final(studio, variants, question=QUESTION, **kwargs):
+    return studio.ask(variants, question, settings=kwargs.pop("settings", GREEDY), **kwargs)
+
+
+def test_batched_greedy_equals_single(studio):
+    ids = ["tiny", "tiny-lora-0", "tiny-lora-1", "tiny-qa"]
+    together = final(studio, ids)
+    for ident in ids:
+        alone = final(studio, [ident])[ident]
+        assert together[ident].status == "done" and alone.text == together[ident].text, ident
+    texts = [together[ident].text for ident in ids[:3]]
+    assert len(set(texts)) == 3, "each adapter must change the answer"
+
+
+def test_one_generate_call_serves_base_and_adapters(studio, monkeypatch):
+    loaded, _ = studio.manager.acquire(studio.registry.get("tiny-lora-0"))
+    studio.manager.acquire(studio.registry.get("tiny-lora-1"))
+    calls = []
+    original = type(loaded.model).generate
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("adapter_names"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(loaded.model), "generate", counting)
+    final(studio, ["tiny", "tiny-lora-0", "tiny-lora-1"])
+    assert len(calls) == 1 and calls[0][0] == "__base__" and len(calls[0]) == 3
+
+
+def test_stream_grows_token_by_token_with_stats(studio):
+    snapshots = list(studio.stream(["tiny"], QUESTION, settings=GREEDY))
+    texts = [s["tiny"].text for s in snapshots if s["tiny"].status == "generating"]
+    assert len(texts) >= 3 and all(a == b[: len(a)] or not a for a, b in zip(texts, texts[1:], strict=False))
+    answer = snapshots[-1]["tiny"]
+    stats = answer.stats
+    assert answer.status == "done" and stats.new_tokens > 0 and stats.ttft_s is not None
+    assert stats.wall_s >= stats.ttft_s and stats.memory_bytes > 0 and stats.finish_reason
+    assert "tok/s" in stats.summary()
+
+
+def test_sampling_settings_take_effect(studio):
+    hot = GenerationSettings(max_new_tokens=12, temperature=1.5, top_p=1.0, top_k=0)
+    texts = {
+        final(studio, ["tiny"], settings=GenerationSettings(**{**hot.__dict__, "seed": s}))["tiny"].text
+        for s in range(4)
+    }
+    assert len(texts) > 1
+    seeded = GenerationSettings(**{**hot.__dict__, "seed": 7})
+    assert (
+        final(studio, ["tiny"], settings=seeded)["tiny"].text == final(studio, ["tiny"], settings=seeded)["tiny"].text
+    )
+
+
+def test_cancel_stops_generation(studio):
+    cancel = threading.Event()
+    long = GenerationSettings(max_new_tokens=200)
+    last = None
+    for snapshot in studio.stream(["tiny", "tiny-lora-0"], QUESTION, settings=long, cancel=cancel):
+        last = snapshot
+        if snapshot["tiny"].status == "generating":
+            cancel.set()
+    assert all(a.stats.finish_reason in ("cancelled", "eos", "stop") for a in last.values())
+    assert last["tiny"].stats.new_tokens < 200
+
+
+def test_closing_the_stream_stops_the_worker(studio):
+    stream = studio.stream(["tiny"], QUESTION, settings=GenerationSettings(max_new_tokens=300))
+    for snapshot in stream:
+        if snapshot["tiny"].status == "generating":
+            break
+    stream.close()  # what a disconnecting client does
+    loaded = studio.manager.loaded()[0]
+    assert loaded.lock.acquire(timeout=5), "generation still holds the model"
+    loaded.lock.release()
+
+
+def test_unknown_variant_is_rejected_up_front(studio):
+    with pytest.raises(UnknownVariantError, match="Valid ids: tiny"):
+        final(studio, ["tiny", "nope"])
+
+
+@pytest.mark.parametrize("question", ["", "  "])
+def test_empty_question_is_rejected(studio, question):
+    with pytest.raises(PromptError, match="empty"):
+        final(studio, ["tiny"], question)
+
+
+def test_no_variant_is_rejected(studio):
+    with pytest.raises(PromptError, match="No variant"):
+        final(studio, [])
+
+
+def test_question_over_the_limit_is_rejected(studio):
+    with pytest.raises(PromptError, match="limit"):
+        final(studio, ["tiny"], "why " * MAX_QUESTION_CHARS)
+
+
+def test_bad_settings_are_rejected(studio):
+    with pytest.raises(SettingsError, match="top_p"):
+        final(studio, ["tiny"], settings=GenerationSettings(top_p=0))
+
+
+def test_long_context_is_truncated_with_notice(studio):
+    context = "The pancreas makes insulin. " * 200  # far over the tiny model's 512-token window
+    answer = final(studio, ["tiny"], context=context)["tiny"]
+    assert answer.status == "done" and answer.stats.truncated
+    assert answer.stats.prompt_tokens <= 512 - GREEDY.max_new_tokens
+    assert "truncated" in answer.stats.summary()
+
+
+def test_question_longer_than_the_window_is_an_error_answer(studio):
+    answer = final(studio, ["tiny"], "why " * 900)["tiny"]
+    assert answer.status == "error" and "context window" in answer.error
+
+
+def test_broken_variant_fails_alone(studio, tiny_dir, tmp_path):
+    studio.registry.add(
+        Variant(id="broken", label="b", base=str(tiny_dir), adapter=str(tmp_path / "missing"), dtype="float32")
+    )
+    studio.registry.add(Variant(id="offline-hub", label="h", base="medalpaca/medalpaca-7b"))
+    answers = final(studio, ["tiny", "broken", "offline-hub", "tiny-lora-0"])
+    assert answers["tiny"].status == answers["tiny-lora-0"].status == "done"
+    assert answers["tiny"].stats.new_tokens > 0 and answers["tiny-lora-0"].stats.new_tokens > 0
+    assert answers["broken"].status == "error" and "missing" in answers["broken"].error
+    assert answers["offline-hub"].status == "error" and "unavailable" in answers["offline-hub"].error
+
+
+def test_quantized_groups_run_beside_the_full_one(studio):
+    answers = final(studio, ["tiny", "tiny-int8", "tiny-nf4"])
+    assert all(answers[v].status == "done" for v in answers)
+    assert answers["tiny-int8"].stats.quantization == "int8" and answers["tiny-nf4"].stats.quantization == "nf4"
+
+
+def test_chat_turn_uses_history(studio):
+    answers = list(studio.chat("tiny", [("Hello", "Hi, how can I help?")], "What is asthma?", GREEDY))
+    assert answers[-1].status == "done" and answers[-1].stats.prompt_tokens > 0

@@ -1,0 +1,52 @@
+"""Builders for a tiny random LLaMA and tiny random LoRA adapters (fast stand-ins for real models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
+
+
+def build_tiny_llama(folder: Path, tokenizer_dir: str, seed: int = 0, **overrides: int) -> Path:
+    """Save a random LLaMA with the default tokenizer's vocabulary into ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        **{**TINY, **overrides},
+    )
+    model = LlamaForCausalLM(config).to(torch.float32)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_lora(base_dir: Path, folder: Path, seed: int) -> Path:
+    """A random (not zero-initialised) LoRA on q_proj/v_proj, so it really changes the outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, config)
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:  # make the adapter's effect large enough to flip greedy choices
+            param.data.normal_(0, 0.5)
+    peft_model.save_pretrained(folder)
+    return folder
