@@ -1,0 +1,71 @@
+"""MedAlpaca Studio web app: compare variants side by side, chat, vote, export; also a Hugging Face Space.
+
+``python app.py`` (or ``make demo``) serves it on http://127.0.0.1:7860. Set GRADIO_SERVER_NAME=0.0.0.0
+to serve the network (a Space does) and GRADIO_SERVER_PORT to pick the port. Startup loads no
+model: each variant is loaded the first time a question needs it, with progress shown meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import gradio as gr
+
+from medalpaca_core.engine import Studio
+from medalpaca_core.selection import SpeedLog
+from medalpaca_core.votes import VoteStore
+from ui.chat import build_chat_tab
+from ui.compare import build_compare_tab
+from ui.models import build_models_tab
+
+TITLE = "MedAlpaca Studio"
+INTRO = (
+    "# ⚕ MedAlpaca Studio\n"
+    "Ask medical instruction-tuned LLaMA models the same question and watch their answers stream side by side "
+    "— the way the [MedAlpaca paper](https://arxiv.org/abs/2304.08247) compares full, LoRA and 8-bit models. "
+    "Vote for the best answer, chat with one model, or look up every variant under **Models**."
+)
+# Two generations at once: on a small CPU more would only slow each other down; the rest wait in line.
+CONCURRENCY_LIMIT = 2
+QUEUE_SIZE = 32
+THEME = gr.themes.Soft(primary_hue="teal", secondary_hue="sky", neutral_hue="slate")
+CSS = """
+.disclaimer { background: #fff7e6; border: 1px solid #f5c16c; border-radius: 8px; padding: 4px 12px; }
+.dark .disclaimer { background: #3a2c12; border-color: #8a6424; }
+.hint, .answer-status { font-size: 0.9em; opacity: 0.85; }
+.run-status { min-height: 1.6em; }
+.answer textarea { font-size: 0.95em; line-height: 1.45; }
+.chat-text .message-content, .chat-text .message { white-space: pre-wrap; }
+"""
+
+
+def build_demo(studio: Studio | None = None) -> gr.Blocks:
+    """The whole app; ``studio`` defaults to the registry and model manager of this machine."""
+    studio = studio or Studio()
+    speeds = SpeedLog()  # decode speeds measured while this app runs, shown beside slow variants
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            build_compare_tab(studio, VoteStore(), speeds)
+            build_chat_tab(studio, speeds)
+            # ---- Evaluate tab: wire ui/evaluate.py here, e.g. `build_evaluate_tab(studio)` ----
+            build_models_tab(studio)
+    return demo
+
+
+def launch(demo: gr.Blocks, **options: Any) -> tuple[Any, str, str]:
+    """Queue and serve ``demo``: 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; ``options`` go to launch."""
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    options.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    return demo.launch(theme=THEME, css=CSS, **options)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    launch(build_demo())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The web app served on a free localhost port for the app tests (HTTP client and browser).
+
+The app runs on the tiny random LLaMA, plus variants that exercise every failure the page must
+report: one unavailable offline, one whose adapter file is corrupt (it fails while loading), and
+``echo``, which answers with the question itself so a test controls exactly what "the model" says.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from app import build_demo, launch
+from medalpaca_core.engine import Request, Studio, validate_parts
+from medalpaca_core.generation import Answer, GenerationSettings, Stats
+from medalpaca_core.loader import ModelManager
+from medalpaca_core.registry import Registry, Variant
+from tests.tiny import build_tiny_lora
+
+ECHO = "echo"
+
+
+class EchoStudio(Studio):
+    """A studio in which the ``echo`` variant repeats the question; every other variant runs for real."""
+
+    def stream_requests(
+        self, requests: list[Request], settings: GenerationSettings | None = None, cancel=None
+    ) -> Iterator[dict[str, Answer]]:
+        stats = Stats(0, 1, 0.0, 0.0, 0, "none", False, "eos")
+        echoed = {
+            r.variant_id: Answer(ECHO, validate_parts(r.parts).question, "done", None, stats)
+            for r in requests
+            if r.variant_id == ECHO
+        }
+        rest = [request for request in requests if request.variant_id != ECHO]
+        if echoed and not rest:
+            return iter([echoed])
+        return ({**snapshot, **echoed} for snapshot in super().stream_requests(rest, settings, cancel))
+
+
+def corrupt_adapter(folder: Path, good_adapter: Path) -> Path:
+    """An adapter that looks complete (so it is 'available') but whose weights file is garbage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_config.json").write_text((good_adapter / "adapter_config.json").read_text())
+    (folder / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    return folder
+
+
+def tiny_app_registry(tiny_dir: Path, tiny_adapters: list[Path], scratch: Path) -> Registry:
+    """Three LoRA variants on one tiny base (the bare random base answers only whitespace), and the odd ones."""
+    base = str(tiny_dir)
+    adapters = [*tiny_adapters, build_tiny_lora(tiny_dir, scratch / "tiny-lora-2", seed=102)]
+    loras = [
+        Variant(id=f"tiny-lora-{n}", label=f"Tiny LoRA {n}", base=base, adapter=str(folder), dtype="float32")
+        for n, folder in enumerate(adapters)
+    ]
+    broken = corrupt_adapter(scratch / "broken-lora", tiny_adapters[0])
+    return Registry(
+        [
+            *loras,
+            Variant(id="offline-hub", label="Hub model (offline)", base="medalpaca/medalpaca-7b"),
+            Variant(id="broken", label="Corrupt adapter", base=base, adapter=str(broken), dtype="float32"),
+            Variant(id=ECHO, label="Echo (test)", base=base, adapter=str(tiny_adapters[0]), dtype="float32"),
+        ]
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serve(studio: Studio, home: Path, default_model_dir: str) -> Iterator[str]:
+    """Serve the app built on ``studio`` with MEDALPACA_HOME at ``home``; yields its URL."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MEDALPACA_HOME", str(home))
+        env.setenv("MEDALPACA_DEFAULT_MODEL", default_model_dir)  # no second conversion into the new home
+        demo = build_demo(studio)
+        _, url, _ = launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        try:
+            yield url.rstrip("/")
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory, tiny_dir, tiny_adapters, default_model_dir) -> Iterator[tuple[str, Path]]:
+    """(URL, MEDALPACA_HOME) of the app on the tiny registry."""
+    home = tmp_path_factory.mktemp("home")
+    registry = tiny_app_registry(tiny_dir, tiny_adapters, tmp_path_factory.mktemp("scratch"))
+    with serve(EchoStudio(registry, ModelManager(device="cpu")), home, default_model_dir) as url:
+        yield url, home

@@ -1,0 +1,183 @@
+"""The web app over real HTTP with gradio_client: compare, chat, stop, vote, export, models, bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from medalpaca_core.engine import MAX_QUESTION_CHARS, Studio
+from medalpaca_core.loader import ModelManager
+from medalpaca_core.registry import Registry
+from medalpaca_core.selection import default_variants
+from medalpaca_core.votes import ALL_BAD, VOTES_FILE
+from tests.app_server import serve, tiny_app  # noqa: F401 (fixture)
+
+QUESTION = "What are the symptoms of diabetes?"
+CONTEXT = "Diabetes is a chronic disease of high blood sugar."
+TRIO = ["tiny-lora-0", "tiny-lora-1", "tiny-lora-2"]
+SHORT = {"temperature": 0, "top_p": 1, "top_k": 0, "max_new_tokens": 16, "seed": None}
+
+
+@pytest.fixture
+def client(tiny_app) -> Client:
+    """A fresh browser session (its own state) on the module's app."""
+    return Client(tiny_app[0], verbose=False)
+
+
+def compare(client: Client, variants, question=QUESTION, context=CONTEXT, **settings):
+    """Run /compare; return (number of streamed updates, final outputs as a dict)."""
+    job = client.submit(variants, context, question, *{**SHORT, **settings}.values(), api_name="/compare")
+    updates = sum(1 for _ in job)
+    outputs = job.result()
+    columns = [(outputs[2 * n], outputs[2 * n + 1]) for n in range(4)]  # (answer update, status line)
+    answers = {column["label"]: (column["value"], status) for column, status in columns if column["label"] in variants}
+    return updates, {"answers": answers, "run": outputs[8], "vote": outputs[9], "files": outputs[10:12]}
+
+
+def test_three_variants_stream_three_answers(client):
+    updates, result = compare(client, TRIO)
+    assert updates > 3, "answers must stream, not arrive at once"
+    assert set(result["answers"]) == set(TRIO)
+    for text, status in result["answers"].values():
+        assert text.strip() and "tok/s" in status and "ended" in status, result
+    assert result["run"].startswith("Finished 3 answers")
+
+
+def test_default_selection_is_three_variants_batched_together(tiny_app):
+    info = Client(tiny_app[0], verbose=False).view_api(return_format="dict", print_info=False)
+    parameters = info["named_endpoints"]["/compare"]["parameters"]
+    assert parameters[0]["parameter_default"] == TRIO
+
+
+def test_long_context_shows_truncation_notice(client):
+    _, result = compare(client, ["tiny-lora-0"], context="The pancreas makes insulin. " * 200)
+    assert "input truncated" in result["answers"]["tiny-lora-0"][1]
+
+
+def test_sampling_settings_take_effect(client):
+    texts = {
+        compare(client, ["tiny-lora-0"], temperature=1.5, max_new_tokens=8, seed=seed)[1]["answers"]["tiny-lora-0"][0]
+        for seed in range(3)
+    }
+    assert len(texts) > 1
+
+
+def test_stop_ends_the_generation_with_its_text(tiny_app):
+    client = Client(tiny_app[0], verbose=False)
+    job = client.submit(["tiny-lora-0"], "", QUESTION, *{**SHORT, "max_new_tokens": 400}.values(), api_name="/compare")
+    for outputs in job:
+        if "Generating" in str(outputs[1]):
+            client.predict(api_name="/stop")
+            break
+    answer, status = job.result()[:2]
+    assert "ended: cancelled" in status and answer["value"]
+
+
+def test_chat_turns_keep_history(client):
+    chat = dict(api_name="/chat", **SHORT)
+    messages, _, status = client.predict("tiny-lora-0", "What is asthma?", **chat)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["content"][0]["text"].strip() and "tok/s" in status
+    messages, _, _ = client.predict("tiny-lora-1", "And how is it treated?", **chat)
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+
+
+def test_vote_lands_in_sqlite_and_the_leaderboard(tiny_app, client):
+    _, result = compare(client, TRIO)
+    assert [choice[1] for choice in result["vote"]["choices"]] == [*TRIO, ALL_BAD]
+    board = client.predict("tiny-lora-0", api_name="/vote")
+    rows = {row[0]: row for row in board["data"]}
+    assert rows["tiny-lora-0"][1] >= 1 and set(TRIO) <= set(rows)
+    database = tiny_app[1] / "data" / VOTES_FILE
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        stored = connection.execute("SELECT winner, question, context, variant_ids, answers, settings FROM votes")
+        stored = [row for row in stored if row[0] == "tiny-lora-0"]
+    winner, question, context, variant_ids, answers, settings = stored[-1]
+    assert (question, context, json.loads(variant_ids)) == (QUESTION, CONTEXT, TRIO)
+    assert {a["variant_id"]: a["text"] for a in json.loads(answers)} == {
+        ident: text for ident, (text, _) in result["answers"].items()
+    }
+    assert json.loads(settings)["max_new_tokens"] == 16
+    client.predict(ALL_BAD, api_name="/vote")  # changing one's mind replaces the vote
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM votes WHERE winner = 'tiny-lora-0'").fetchone()[0] == 0
+
+
+def test_exports_describe_the_comparison(client):
+    _, result = compare(client, TRIO)
+    markdown, json_file = (Path(update["value"]) for update in result["files"])
+    report = json.loads(json_file.read_text())
+    assert report["question"] == QUESTION and [a["variant_id"] for a in report["answers"]] == TRIO
+    assert all(a["stats"]["new_tokens"] > 0 for a in report["answers"])
+    text = markdown.read_text()
+    assert QUESTION in text and all(f"`{ident}`" in text for ident in TRIO)
+
+
+def test_models_table_lists_every_variant(client):
+    table = client.predict(api_name="/models")
+    rows = {row[0]: dict(zip(table["headers"], row, strict=True)) for row in table["data"]}
+    assert rows["tiny-lora-0"]["available"] == "yes" and rows["offline-hub"]["available"] == "no"
+    assert "HF_HUB_OFFLINE" in rows["offline-hub"]["why"]
+    assert rows["tiny-lora-0"]["memory (estimated)"].endswith("MB")
+
+
+@pytest.mark.parametrize(
+    ("variants", "question", "message"),
+    [
+        (["tiny-lora-0"], "", "question is empty"),
+        (["tiny-lora-0"], "   ", "question is empty"),
+        ([], QUESTION, "No variant selected"),
+        (["tiny-lora-0"], "why " * MAX_QUESTION_CHARS, "limit is 4,000"),
+        ([*TRIO, "broken", "echo"], QUESTION, "at most 4"),
+    ],
+)
+def test_bad_input_is_reported(client, variants, question, message):
+    with pytest.raises(AppError, match=message):
+        compare(client, variants, question)
+
+
+def test_settings_out_of_range_are_reported(client):
+    with pytest.raises(AppError, match="less than minimum value 0.05"):
+        compare(client, ["tiny-lora-0"], top_p=0)
+
+
+def test_vote_without_a_comparison_is_reported(client):
+    with pytest.raises(AppError, match="Run a comparison first"):
+        client.predict(None, api_name="/vote")
+
+
+def test_failing_variants_report_in_their_column_and_the_rest_answer(client):
+    _, result = compare(client, ["tiny-lora-0", "offline-hub", "broken"])
+    answers = result["answers"]
+    assert answers["tiny-lora-0"][0].strip() and "tok/s" in answers["tiny-lora-0"][1]
+    assert "unavailable" in answers["offline-hub"][1] and "HF_HUB_OFFLINE" in answers["offline-hub"][1]
+    assert "corrupt" in answers["broken"][1]
+    assert "2 failed" in result["run"]
+    _, again = compare(client, ["tiny-lora-0"])  # and the server keeps serving
+    assert again["answers"]["tiny-lora-0"][0].strip()
+
+
+def test_chat_without_variant_or_question_is_reported(client):
+    with pytest.raises(AppError, match="No variant selected"):
+        client.predict(None, "Hello", api_name="/chat", **SHORT)
+    with pytest.raises(AppError, match="question is empty"):
+        client.predict("tiny-lora-0", " ", api_name="/chat", **SHORT)
+
+
+@pytest.mark.slow
+def test_default_comparison_on_the_real_default_model(tmp_path, default_model_dir):
+    """The app as shipped (real registry, real default model): its default variants all answer."""
+    studio = Studio(Registry.load(finetuned=tmp_path / "finetuned"), ModelManager(device="cpu"))
+    defaults = default_variants(studio.registry, studio.manager)
+    assert len(defaults) == 3
+    with serve(studio, tmp_path / "home", default_model_dir) as url:
+        client = Client(url, verbose=False)
+        _, result = compare(client, defaults, max_new_tokens=24)
+    assert set(result["answers"]) == set(defaults)
+    assert all(text.strip() for text, _ in result["answers"].values()), result["answers"]

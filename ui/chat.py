@@ -1,0 +1,153 @@
+"""The Chat tab: a multi-turn conversation with any one variant, streamed, in the same prompt format.
+
+The conversation as the model saw it (raw text) lives in a ``gr.State``; the chatbot shows an
+HTML-escaped copy with Markdown off, so model text appears exactly as written and never as markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from medalpaca_core.engine import Studio
+from medalpaca_core.generation import Answer
+from medalpaca_core.selection import SpeedLog, default_variants, variant_choices
+
+from .common import (
+    INPUT_ERRORS,
+    CancelBoard,
+    disclaimer,
+    literal_html,
+    settings_accordion,
+    settings_from,
+    throttled,
+    user_error,
+)
+
+History = list[tuple[str, str]]
+
+
+def chat_messages(history: History, pending: tuple[str, str] | None = None) -> list[dict[str, str]]:
+    """The chatbot's messages for ``history`` (plus the turn being answered), escaped for display."""
+    turns = [*history, pending] if pending else history
+    messages = []
+    for user, assistant in turns:
+        messages.append({"role": "user", "content": literal_html(user)})
+        if assistant:
+            messages.append({"role": "assistant", "content": literal_html(assistant)})
+    return messages
+
+
+def turn_status(answer: Answer) -> str:
+    if answer.status == "error":
+        return "⚠ " + literal_html(answer.error or "failed")
+    if answer.status == "loading":
+        return "Loading the model (first use: a few seconds)…"
+    if answer.stats:
+        return ("✓ " if answer.finished else "Generating… ") + literal_html(answer.stats.summary())
+    return "Waiting for the model…"
+
+
+class ChatTab:
+    """Builds the tab's widgets and holds the handlers that wire them to the studio."""
+
+    def __init__(self, studio: Studio, speeds: SpeedLog):
+        self.studio, self.speeds = studio, speeds
+        self.cancels = CancelBoard()
+
+    def chat(
+        self,
+        variant_id: str | None,
+        message: str,
+        history: History | None,
+        temperature: float,
+        top_p: float,
+        top_k: float,
+        max_new_tokens: float,
+        seed: float | None,
+        request: gr.Request,
+    ) -> Iterator[list[Any]]:
+        """Stream one answer; the turn joins the history only when the model answered without error."""
+        history = [tuple(turn) for turn in history or []]
+        if not variant_id:
+            raise gr.Error("No variant selected: pick the model variant to chat with.")
+        settings = settings_from(temperature, top_p, top_k, max_new_tokens, seed)
+        cancel = self.cancels.start(request.session_hash)
+        answer = Answer(variant_id)
+        try:
+            turns = self.studio.chat(variant_id, history, message, settings, cancel)
+            for answer in throttled(turns, lambda snapshot: snapshot.finished):
+                yield [chat_messages(history, (message, answer.text)), "", history, turn_status(answer)]
+        except INPUT_ERRORS as error:
+            raise user_error(error) from error
+        finally:
+            self.cancels.finish(request.session_hash, cancel)
+        self.speeds.record([answer])
+        if answer.status == "error":
+            yield [chat_messages(history), message, history, turn_status(answer)]
+            return
+        history = [*history, (message, answer.text)]
+        yield [chat_messages(history), "", history, turn_status(answer)]
+
+    def stop(self, request: gr.Request) -> None:
+        self.cancels.stop(request.session_hash)
+
+    def build(self) -> None:
+        disclaimer()
+        registry, manager = self.studio.registry, self.studio.manager
+        defaults = default_variants(registry, manager, count=1)
+        variant = gr.Dropdown(
+            choices=variant_choices(registry, manager, self.speeds),
+            value=defaults[0] if defaults else None,
+            label="Variant to chat with",
+            elem_id="chat-variant",
+            info="Earlier turns go into the prompt; the oldest are dropped when the context window is full.",
+        )
+        chatbot = gr.Chatbot(
+            label="Conversation",
+            height=420,
+            render_markdown=False,
+            allow_tags=False,
+            latex_delimiters=[],
+            feedback_options=None,
+            elem_id="chat-conversation",
+            elem_classes="chat-text",
+            placeholder="Ask a question to start; follow-up questions see the whole conversation.",
+        )
+        status = gr.Markdown("", elem_id="chat-status", elem_classes="answer-status")
+        with gr.Row(equal_height=True):
+            message = gr.Textbox(
+                show_label=False, placeholder="Your message", lines=1, max_lines=6, scale=5, elem_id="chat-message"
+            )
+            send = gr.Button("Send", variant="primary", scale=1)
+            stop = gr.Button("Stop", variant="stop", scale=1)
+            clear = gr.Button("New chat", scale=1)
+        controls = settings_accordion()
+        history = gr.State([])
+
+        gr.on(
+            [send.click, message.submit],
+            self.chat,
+            [variant, message, history, *controls.inputs],
+            [chatbot, message, history, status],
+            api_name="chat",
+            show_progress_on=status,
+            concurrency_id="generate",
+        )
+        stop.click(self.stop, None, None, api_name="stop_chat", concurrency_limit=None)
+        clear.click(
+            lambda: [[], "", [], ""],
+            None,
+            [chatbot, message, history, status],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+
+
+def build_chat_tab(studio: Studio, speeds: SpeedLog) -> ChatTab:
+    chat = ChatTab(studio, speeds)
+    with gr.Tab("Chat"):
+        chat.build()
+    return chat

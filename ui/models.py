@@ -1,0 +1,63 @@
+"""The Models tab: the registry as a table, with memory, availability and the paper's reference scores."""
+
+from __future__ import annotations
+
+from dataclasses import astuple
+
+import gradio as gr
+
+from medalpaca_core.catalog import catalog
+from medalpaca_core.engine import Studio
+
+from .common import disclaimer
+
+HEADERS = [
+    "variant",
+    "label",
+    "base",
+    "adapter",
+    "quantization",
+    "parameters",
+    "memory (estimated)",
+    "memory (loaded)",
+    "available",
+    "why",
+    "USMLE (paper)",
+]
+
+
+def table(studio: Studio) -> list[list[str]]:
+    rows = []
+    for row in catalog(studio):
+        cells = list(astuple(row))
+        cells[HEADERS.index("available")] = "yes" if row.available else "no"
+        rows.append(cells)
+    return rows
+
+
+def build_models_tab(studio: Studio) -> None:
+    """The tab; the table refreshes when the tab is opened, since loaded memory changes as models load."""
+
+    def models_table() -> list[list[str]]:
+        return table(studio)
+
+    with gr.Tab("Models") as tab:
+        disclaimer()
+        gr.Markdown(
+            "Every variant the studio knows: the embedded default model in three precisions, LoRA adapters found "
+            "in `assets/adapters/` and in your fine-tuned folder, and the paper's models on the Hugging Face Hub "
+            "(they download on first use when the Hub is reachable). *USMLE (paper)* is the zero-shot accuracy the "
+            "MedAlpaca paper reports, for reference; it was not measured here. Memory is estimated before loading; "
+            "*memory (loaded)* is what a model takes once this app has loaded it."
+        )
+        models = gr.Dataframe(
+            value=models_table,
+            headers=HEADERS,
+            interactive=False,
+            wrap=True,
+            label="Variants",
+            show_search="search",
+        )
+        refresh = gr.Button("Refresh", size="md")
+    refresh.click(models_table, None, models, api_name="models", concurrency_limit=None)
+    tab.select(models_table, None, models, api_visibility="private", concurrency_limit=None)
