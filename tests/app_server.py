@@ -96,3 +96,11 @@ def tiny_app(tmp_path_factory, tiny_dir, tiny_adapters, default_model_dir) -> It
     registry = tiny_app_registry(tiny_dir, tiny_adapters, tmp_path_factory.mktemp("scratch"))
     with serve(EchoStudio(registry, ModelManager(device="cpu")), home, default_model_dir) as url:
         yield url, home
+
+
+@pytest.fixture
+def default_app(tmp_path, default_model_dir) -> Iterator[tuple[str, Studio]]:
+    """(URL, studio) of the app as shipped: the real registry and the real default model."""
+    studio = Studio(Registry.load(finetuned=tmp_path / "finetuned"), ModelManager(device="cpu"))
+    with serve(studio, tmp_path / "home", default_model_dir) as url:
+        yield url, studio

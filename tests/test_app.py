@@ -10,12 +10,11 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from medalpaca_core.engine import MAX_QUESTION_CHARS, Studio
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.registry import Registry
+from medalpaca_core.engine import MAX_QUESTION_CHARS
 from medalpaca_core.selection import default_variants
 from medalpaca_core.votes import ALL_BAD, VOTES_FILE
-from tests.app_server import serve, tiny_app  # noqa: F401 (fixture)
+
+pytest_plugins = ["tests.app_server"]  # the tiny_app and default_app fixtures
 
 QUESTION = "What are the symptoms of diabetes?"
 CONTEXT = "Diabetes is a chronic disease of high blood sugar."
@@ -98,7 +97,7 @@ def test_vote_lands_in_sqlite_and_the_leaderboard(tiny_app, client):
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         stored = connection.execute("SELECT winner, question, context, variant_ids, answers, settings FROM votes")
         stored = [row for row in stored if row[0] == "tiny-lora-0"]
-    winner, question, context, variant_ids, answers, settings = stored[-1]
+    _, question, context, variant_ids, answers, settings = stored[-1]
     assert (question, context, json.loads(variant_ids)) == (QUESTION, CONTEXT, TRIO)
     assert {a["variant_id"]: a["text"] for a in json.loads(answers)} == {
         ident: text for ident, (text, _) in result["answers"].items()
@@ -143,7 +142,7 @@ def test_bad_input_is_reported(client, variants, question, message):
 
 
 def test_settings_out_of_range_are_reported(client):
-    with pytest.raises(AppError, match="less than minimum value 0.05"):
+    with pytest.raises(AppError, match=r"less than minimum value 0\.05"):
         compare(client, ["tiny-lora-0"], top_p=0)
 
 
@@ -171,13 +170,11 @@ def test_chat_without_variant_or_question_is_reported(client):
 
 
 @pytest.mark.slow
-def test_default_comparison_on_the_real_default_model(tmp_path, default_model_dir):
+def test_default_comparison_on_the_real_default_model(default_app):
     """The app as shipped (real registry, real default model): its default variants all answer."""
-    studio = Studio(Registry.load(finetuned=tmp_path / "finetuned"), ModelManager(device="cpu"))
+    url, studio = default_app
     defaults = default_variants(studio.registry, studio.manager)
     assert len(defaults) == 3
-    with serve(studio, tmp_path / "home", default_model_dir) as url:
-        client = Client(url, verbose=False)
-        _, result = compare(client, defaults, max_new_tokens=24)
+    _, result = compare(Client(url, verbose=False), defaults, max_new_tokens=24)
     assert set(result["answers"]) == set(defaults)
     assert all(text.strip() for text, _ in result["answers"].values()), result["answers"]
