@@ -1,7 +1,9 @@
-"""Command line: ``python -m medalpaca_core {prepare,list,ask} …``.
+"""Command line: ``python -m medalpaca_core {prepare,list,ask,eval,perplexity} …``.
 
 ``prepare`` converts the embedded default model once; ``list`` shows every variant with its
-availability and memory estimate; ``ask`` streams answers of one or more variants.
+availability and memory estimate; ``ask`` streams answers of one or more variants; ``eval``
+scores variants on a USMLE-style exam and ``perplexity`` measures their held-out answer loss
+(both in ``medalpaca_core.evaluation.commands``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 
 from .default_model import resolve_default_model
 from .engine import Studio
+from .evaluation.commands import add_eval_arguments, add_perplexity_arguments, cmd_eval, cmd_perplexity
 from .generation import PRESETS, GenerationSettings
 from .memory import format_bytes
 from .registry import availability
@@ -94,6 +97,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "prepare": (cmd_prepare, "convert the embedded default model to the safetensors cache"),
     "list": (cmd_list, "list variants, availability and memory estimates"),
     "ask": (cmd_ask, "ask one or more variants a question"),
+    "eval": (cmd_eval, "zero-shot accuracy on a USMLE-style exam (generate and loglik modes)"),
+    "perplexity": (cmd_perplexity, "held-out answer loss and perplexity on Medical Meadow-format Q&A"),
+}
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "eval": add_eval_arguments,
+    "perplexity": add_perplexity_arguments,
 }
 
 
@@ -108,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--variant", action="append", required=True, help="variant id (repeatable)")
             sub.add_argument("--context", default="")
             add_settings_arguments(sub)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](sub)
     return parser
 
 

@@ -155,6 +155,15 @@ def discover(directory: Path, source: str, prefix: str = "") -> list[Variant]:
     return [variant for variant in found if variant is not None]
 
 
+def with_paper_references(variants: list[Variant]) -> list[Variant]:
+    """Fill each variant's empty ``reference`` from the paper's table, kept once in ``assets/paper_usmle.yaml``."""
+    from .evaluation.reference import load_paper_table  # evaluation builds on the registry, not the reverse
+
+    table = load_paper_table()
+    rows = [(variant, table.for_variant(variant.id)) for variant in variants]
+    return [replace(v, reference=row.scores) if row and not v.reference else v for v, row in rows]
+
+
 class Registry:
     """An ordered, id-indexed collection of variants."""
 
@@ -177,7 +186,7 @@ class Registry:
         variants = read_registry_file(path)
         variants += discover(bundled_dir, "bundled")
         variants += discover(finetuned or finetuned_dir(), "finetuned", prefix="local/")
-        return cls(variants)
+        return cls(with_paper_references(variants))
 
     def __iter__(self) -> Iterator[Variant]:
         return iter(self._variants.values())

@@ -1,0 +1,101 @@
+"""The ``eval`` and ``perplexity`` commands of ``python -m medalpaca_core`` (registered in ``cli.py``).
+
+They only parse arguments, show a progress bar and print; everything else is in the modules
+the app's Evaluate tab calls too, so the command line and the app give the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from ..engine import Studio
+from ..generation import PRESETS
+from .exams import BUNDLED_EXAM, load_exam
+from .generate import EVAL_NEW_TOKENS, GenerateConfig
+from .loglik import CHOICES
+from .perplexity import load_pairs, variant_loss
+from .runner import MODES, EvalConfig, run_evaluation
+
+
+class _Bar:
+    """A tqdm bar driven by the (done, total, description) callbacks of the runners."""
+
+    def __init__(self, unit: str):
+        self.unit = unit
+        self.bar = None
+
+    def __call__(self, done: int, total: int, description: str) -> None:
+        from tqdm.auto import tqdm
+
+        if self.bar is None or self.bar.total != total:
+            self.close()
+            self.bar = tqdm(total=total, unit=self.unit, file=sys.stderr)
+        self.bar.set_description(description)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", action="append", required=True, help="variant id (repeatable)")
+    parser.add_argument("--exam", default=str(BUNDLED_EXAM), help="stepN.json folder or file, or a .jsonl")
+    parser.add_argument("--mode", choices=[*MODES, "both"], default="both")
+    parser.add_argument("--limit", type=int, help="only the first N questions of every step")
+    parser.add_argument("--output", help="results folder (default: one per exam under MEDALPACA_HOME)")
+    parser.add_argument("--choice", choices=CHOICES, default="letter", help="loglik: score letters or option texts")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="greedy", help="generate: first attempt")
+    parser.add_argument("--max-new-tokens", type=int, default=EVAL_NEW_TOKENS, help="generate: tokens per answer")
+    parser.add_argument("--seed", type=int, default=0, help="generate: seed of sampled attempts")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    tokens = {"max_new_tokens": args.max_new_tokens}
+    generate = GenerateConfig(
+        first=replace(PRESETS[args.preset], **tokens), retry=replace(PRESETS["sampling"], **tokens), seed=args.seed
+    )
+    modes = MODES if args.mode == "both" else (args.mode,)
+    config = EvalConfig(modes=modes, limit=args.limit, choice=args.choice, generate=generate)
+    bar = _Bar("question")
+    try:
+        outcome = run_evaluation(Studio(), args.variant, load_exam(args.exam), args.output, config, bar)
+    finally:
+        bar.close()
+    print((outcome.folder / "results.md").read_text(encoding="utf-8"))
+    for mode, seconds in outcome.seconds.items():
+        print(f"[{mode}] {seconds:.0f} s", file=sys.stderr)
+    for name, path in outcome.files.items():
+        print(f"{name}: {path}", file=sys.stderr)
+    for run, message in outcome.errors.items():
+        print(f"[{run}] incomplete: {message}", file=sys.stderr)
+    return 1 if outcome.errors else 0
+
+
+def add_perplexity_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", action="append", required=True, help="variant id (repeatable)")
+    parser.add_argument("--data", required=True, help="Medical Meadow-format JSON list or JSONL")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N records")
+    parser.add_argument("--limit", type=int, help="use at most N records")
+    parser.add_argument("--max-answer-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=4)
+
+
+def cmd_perplexity(args: argparse.Namespace) -> int:
+    pairs = load_pairs(args.data, args.skip, args.limit)
+    studio = Studio()
+    print("| variant | pairs | answer tokens | mean loss (nats/token) | perplexity |")
+    print("|---|---|---|---|---|")
+    for variant_id in dict.fromkeys(args.variant):
+        bar = _Bar("pair")
+        try:
+            loss = variant_loss(studio, variant_id, pairs, args.max_answer_tokens, args.batch_size, bar)
+        finally:
+            bar.close()
+        print(f"| {variant_id} | {loss.pairs} | {loss.tokens} | {loss.mean_loss:.4f} | {loss.perplexity:.2f} |")
+        if loss.skipped:
+            print(f"[{variant_id}] {loss.skipped} pairs did not fit the context window", file=sys.stderr)
+    return 0
