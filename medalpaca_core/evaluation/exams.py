@@ -167,7 +167,8 @@ def load_step(path: Path) -> tuple[list[Question], tuple[int, ...]]:
     unknown = sorted(set(solutions) - {str(n) for n in range(1, len(entries) + 1)})
     if unknown:
         raise ExamError(
-            f"{solutions_path}: question {', '.join(unknown)} does not exist; {path.name} has {len(entries)} questions"
+            f"{solutions_path}: has solutions for question {', '.join(unknown)}, "
+            f"but {path.name} has only {len(entries)} questions"
         )
     questions = []
     for number, entry in enumerate(entries, start=1):

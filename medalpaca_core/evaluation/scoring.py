@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ANSWER_START = re.compile(r"^[\s*_\"'`]*(\()?([A-Z])(\)|:|\.|\*\*)?(?=\s|$)")
+ANSWER_START = re.compile(r"^[\s*_\"'`]*(\()?([A-Z])(\)|:|\.|\*\*[:.]?)?(?=\s|$)")
 Z_95 = 1.959963984540054
 ALL_STEPS = "all"
 
