@@ -99,14 +99,18 @@ def _config_for(source: str) -> Any | None:
 
 
 def count_params(source: str) -> int | None:
-    """Parameter count from the config alone (the model is built on the meta device)."""
-    from accelerate import init_empty_weights
+    """Parameter count from the config alone (the model is built on the meta device).
+
+    ``torch.device("meta")`` is thread-local; accelerate's ``init_empty_weights`` patches torch for every
+    thread, so a model loading at the same time in another thread (the web app) got meta weights.
+    """
+    import torch
     from transformers import AutoModelForCausalLM
 
     config = _config_for(source)
     if config is None:
         return None
-    with init_empty_weights():
+    with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())
 

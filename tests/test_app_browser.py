@@ -1,0 +1,109 @@
+"""The web app in a real browser (Debian's chromium, headless, driven by Playwright).
+
+Fills in a comparison, waits until every column has its answer, keeps a screenshot in
+``artifacts/``, and proves that model text containing HTML and script is shown as text, both in
+the answer columns and in the chat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medalpaca_core.paths import PROJECT_ROOT
+
+pytest_plugins = ["tests.app_server"]  # the tiny_app fixture
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = PROJECT_ROOT / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+# What a misbehaving model might write; "echo" answers with the question, so this becomes its answer.
+PAYLOAD = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b>bold?</b>'
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1360, "height": 900},
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, tiny_app):
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(tiny_app[0])
+    page.wait_for_selector("#compare-question textarea")
+    yield page
+    page.close()
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    """Choose ``option`` in a Gradio dropdown by typing it and pressing Enter, as a keyboard user would."""
+    box = page.locator(f"{dropdown} input")
+    box.click()
+    box.fill(option)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+
+
+def answers_when_finished(page) -> list[str]:
+    page.wait_for_function("document.querySelector('#compare-run-status').innerText.includes('Finished')")
+    return [box.input_value() for box in page.locator(".answer-column textarea").all() if box.is_visible()]
+
+
+def xss_ran(page) -> bool:
+    return page.evaluate("window.__xss !== undefined")
+
+
+def test_compare_streams_every_column_and_shows_html_as_text(page):
+    page.fill("#compare-context textarea", "Diabetes is a chronic disease of high blood sugar.")
+    page.fill("#compare-question textarea", "What are the symptoms of diabetes?")
+    page.click("#compare-submit")
+    answers = answers_when_finished(page)
+    assert len(answers) == 3 and all(answer.strip() for answer in answers), answers
+    page.wait_for_selector("#compare-vote")  # the vote and the downloads appear once all answers are in
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+    pick(page, "#compare-variants", "echo")
+    page.fill("#compare-question textarea", PAYLOAD)
+    page.click("#compare-submit")
+    page.wait_for_function("document.querySelector('#compare-run-status').innerText.includes('Finished 4 answers')")
+    answers = answers_when_finished(page)
+    assert PAYLOAD in answers, answers
+    assert page.locator(".answer-column b, .answer-column script").count() == 0
+    assert not xss_ran(page)
+
+
+def test_chat_shows_html_as_text(page):
+    page.get_by_role("tab", name="Chat").click()
+    pick(page, "#chat-variant", "echo")
+    page.fill("#chat-message textarea", PAYLOAD)
+    page.keyboard.press("Enter")
+    conversation = page.locator("#chat-conversation")
+    page.wait_for_function("document.querySelector('#chat-status').innerText.includes('ended')")
+    assert conversation.inner_text().count(PAYLOAD) == 2, conversation.inner_text()  # question and answer
+    assert conversation.locator("b, script, img[src='x']").count() == 0
+    assert not xss_ran(page)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
