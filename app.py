@@ -37,7 +37,7 @@ CSS = """
 .hint, .answer-status { font-size: 0.9em; opacity: 0.85; }
 .run-status { min-height: 1.6em; }
 .answer textarea { font-size: 0.95em; line-height: 1.45; }
-.chat-text .message-content, .chat-text .message { white-space: pre-wrap; }
+.chat-text .message-content .md { white-space: pre-wrap; }  /* Markdown is off: keep the model's line breaks */
 """
 
 

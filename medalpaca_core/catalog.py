@@ -41,13 +41,12 @@ def format_reference(scores: dict[str, float]) -> str:
 
 
 def actual_memory(studio: Studio, variant: Variant) -> str:
-    """The loaded base's footprint (adapters included), or '-' when it is not loaded."""
+    """The loaded base's footprint, adapters included (all variants on it share it), or '-' when not loaded."""
     key = studio.manager.key_for(variant)
     loaded = next((model for model in studio.manager.loaded() if model.key == key), None)
     if loaded is None:
         return "-"
-    shared = " (shared base)" if len(loaded.adapters) or variant.adapter else ""
-    return format_bytes(loaded.footprint) + shared
+    return format_bytes(loaded.footprint) + (" (shared base)" if loaded.adapters else "")
 
 
 def catalog(studio: Studio) -> list[CatalogRow]:

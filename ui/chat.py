@@ -112,6 +112,7 @@ class ChatTab:
             allow_tags=False,
             latex_delimiters=[],
             feedback_options=None,
+            buttons=["copy", "copy_all"],
             elem_id="chat-conversation",
             elem_classes="chat-text",
             placeholder="Ask a question to start; follow-up questions see the whole conversation.",

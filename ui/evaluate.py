@@ -100,8 +100,9 @@ def build_evaluate_tab(studio: Studio) -> None:
                 value=[v for v in DEFAULT_VARIANTS if v in studio.registry],
                 label="Variants",
             )
+            sample = f"Bundled sample exam ({len(load_exam(BUNDLED_EXAM).questions)} questions; a demo, not the USMLE)"
             source = gr.Radio(
-                [("Bundled sample exam (45 questions; a demo, not the USMLE)", SAMPLE), ("Uploaded files", UPLOAD)],
+                [(sample, SAMPLE), ("Uploaded files", UPLOAD)],
                 value=SAMPLE,
                 label="Exam",
             )

@@ -1,0 +1,113 @@
+"""The app's logic outside the UI: default selection and labels, the votes store, exports, the models table."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from medalpaca_core.catalog import catalog, format_reference
+from medalpaca_core.engine import Studio
+from medalpaca_core.export import Comparison, to_markdown, write_exports
+from medalpaca_core.generation import PRESETS, Answer, Stats
+from medalpaca_core.loader import ModelManager
+from medalpaca_core.registry import Registry, Variant, availability
+from medalpaca_core.selection import SpeedLog, choice_label, default_variants
+from medalpaca_core.votes import ALL_BAD, VoteError, VoteStore
+
+STATS = Stats(20, 12, 0.25, 1.5, 1_000_000, "none", False, "length")
+
+
+@pytest.fixture
+def manager():
+    return ModelManager(device="cpu")
+
+
+def comparison(text: str = "Thirst and tiredness.") -> Comparison:
+    answers = {
+        "a": Answer("a", text, "done", None, STATS),
+        "b": Answer("b", "", "error", "b is unavailable: offline"),
+    }
+    return Comparison.from_answers("Symptoms of diabetes?", "", PRESETS["sampling"], answers, {"a": "Model A"})
+
+
+def test_default_is_the_base_and_its_adapters(tiny_registry, manager):
+    assert default_variants(tiny_registry, manager) == ["tiny", "tiny-lora-0", "tiny-lora-1"]
+
+
+def test_default_without_adapters_falls_back_to_other_fast_variants(tiny_registry, manager):
+    without = Registry([v for v in tiny_registry if not v.adapter])
+    chosen = default_variants(without, manager)
+    assert chosen[:2] == ["tiny", "tiny-qa"] and "tiny-int8" not in chosen and len(chosen) == 3
+
+
+def test_nothing_available_means_no_default(manager):
+    assert default_variants(Registry([Variant(id="hub", label="h", base="medalpaca/medalpaca-7b")]), manager) == []
+
+
+def test_labels_mark_slow_and_unavailable_variants(tiny_registry):
+    int8 = tiny_registry.get("tiny-int8")
+    assert "slow" in choice_label(int8, availability(int8), "cpu")
+    assert "measured 8.5 tok/s" in choice_label(int8, availability(int8), "cpu", measured=8.5)
+    assert "slow" not in choice_label(int8, availability(int8), "cuda:0")
+    hub = Variant(id="hub", label="Hub", base="medalpaca/medalpaca-7b")
+    assert choice_label(hub, availability(hub), "cpu").endswith("unavailable")
+
+
+def test_speed_log_keeps_long_finished_answers_only():
+    speeds = SpeedLog()
+    speeds.record([Answer("a", "x", "done", None, STATS), Answer("b", "x", "generating", None, STATS)])
+    assert speeds.get("a") == pytest.approx(STATS.tokens_per_s) and speeds.get("b") is None
+
+
+def test_votes_are_stored_replaced_and_ranked(tmp_path):
+    store = VoteStore(tmp_path / "votes.sqlite3")
+    first, second = comparison(), comparison()
+    store.record(first, "a")
+    store.record(first, "b")  # a change of mind replaces the vote
+    store.record(second, ALL_BAD)
+    assert store.count() == 2
+    board = {row.variant_id: row for row in store.leaderboard()}
+    assert (board["b"].wins, board["b"].comparisons, board["a"].wins, board["a"].all_bad) == (1, 2, 0, 1)
+    with sqlite3.connect(store.path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(votes)")]
+    assert columns == [
+        "id",
+        "comparison_id",
+        "created",
+        "voted",
+        "winner",
+        "variant_ids",
+        "question",
+        "context",
+        "answers",
+        "settings",
+    ]
+
+
+def test_a_vote_must_name_a_compared_variant(tmp_path):
+    with pytest.raises(VoteError, match=r"'c'.*a, b"):
+        VoteStore(tmp_path / "votes.sqlite3").record(comparison(), "c")
+
+
+def test_exports_hold_everything_and_keep_text_verbatim(tmp_path):
+    text = "Use ``` fences?\n<b>not bold</b>"
+    markdown, json_file = write_exports(comparison(text), tmp_path)
+    report = json.loads(json_file.read_text())
+    assert report["settings"]["temperature"] == 0.4 and report["answers"][0]["stats"]["tokens_per_s"] > 0
+    assert report["answers"][1]["error"] == "b is unavailable: offline"
+    body = markdown.read_text()
+    assert f"````text\n{text}\n````" in body and "## Model A (`a`)" in body
+    assert "sampling (temperature 0.4, top_p 0.9, top_k 50)" in to_markdown(comparison())
+
+
+def test_models_table(tiny_registry, manager):
+    tiny_registry.add(Variant(id="hub", label="Hub", base="medalpaca/medalpaca-7b", reference={"step1": 0.473}))
+    studio = Studio(tiny_registry, manager)
+    studio.manager.acquire(tiny_registry.get("tiny-lora-0"))
+    rows = {row.variant_id: row for row in catalog(studio)}
+    assert rows["tiny"].actual.endswith("(shared base)") and rows["tiny-int8"].actual == "-"
+    assert not rows["hub"].available and rows["hub"].reference == "step1 47.3%"
+    assert format_reference({"step2": 47.7}) == "step2 47.7%"
