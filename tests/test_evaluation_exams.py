@@ -34,7 +34,7 @@ def test_bundled_sample_exam():
     exam = load_exam(BUNDLED_EXAM)
     assert exam.steps == ["step1", "step2", "step3"] and len(exam.questions) >= 40
     assert all(q.answer in q.options and len(q.options) == 5 for q in exam.questions)
-    assert "not the real exam" in (BUNDLED_EXAM / "README.md").read_text(encoding="utf-8").lower()
+    assert "not the real exam" in (BUNDLED_EXAM.parent / "README.md").read_text(encoding="utf-8").lower()
     assert len({q.answer for q in exam.questions}) == 5, "answers spread over the letters"
     assert [len(exam.limited(2).questions), len(exam.limited(None).questions)] == [6, len(exam.questions)]
 

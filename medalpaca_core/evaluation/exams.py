@@ -27,7 +27,7 @@ from typing import Any
 from ..engine import MAX_QUESTION_CHARS
 from ..paths import ASSETS_DIR
 
-BUNDLED_EXAM = ASSETS_DIR / "exams"
+BUNDLED_EXAM = ASSETS_DIR / "exams" / "usmle-sample"  # a demo written for this project, not the USMLE
 MAX_EXAM_BYTES = 5 * 1024 * 1024  # the real self-assessment is ~450 KB in all; MedQA's test split ~2 MB
 STEP_FILE = re.compile(r"^(step\d+)\.json$")
 OPTION_LETTER = re.compile(r"^[A-Z]$")

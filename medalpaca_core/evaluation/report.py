@@ -65,7 +65,7 @@ def bar_chart(scores: Scores, title: str) -> bytes:
 
     columns = _columns(scores)
     runs = list(scores)
-    figure = Figure(figsize=(max(6.0, 1.2 * len(columns) * max(1, len(runs)) / 2), 4.2), dpi=110)
+    figure = Figure(figsize=(min(12.0, max(6.0, 2.0 + 0.3 * len(columns) * len(runs))), 4.5), dpi=110)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     width = 0.8 / max(1, len(runs))
