@@ -50,7 +50,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         with gr.Tabs():
             build_compare_tab(studio, VoteStore(), speeds)
             build_chat_tab(studio, speeds)
-            # ---- Evaluate tab: wire ui/evaluate.py here, e.g. `build_evaluate_tab(studio)` ----
+            # ---- Evaluate tab (ui/evaluate.py) goes here: `with gr.Tab("Evaluate"): build_evaluate_tab(studio)` ----
             build_models_tab(studio)
     return demo
 

@@ -12,6 +12,7 @@ from medalpaca_core.engine import Studio
 from medalpaca_core.export import Comparison, to_markdown, write_exports
 from medalpaca_core.generation import PRESETS, Answer, Stats
 from medalpaca_core.loader import ModelManager
+from medalpaca_core.paths import PROJECT_ROOT
 from medalpaca_core.registry import Registry, Variant, availability
 from medalpaca_core.selection import SpeedLog, choice_label, default_variants
 from medalpaca_core.votes import ALL_BAD, VoteError, VoteStore
@@ -111,3 +112,13 @@ def test_models_table(tiny_registry, manager):
     assert rows["tiny"].actual.endswith("(shared base)") and rows["tiny-int8"].actual == "-"
     assert not rows["hub"].available and rows["hub"].reference == "step1 47.3%"
     assert format_reference({"step2": 47.7}) == "step2 47.7%"
+
+
+def test_readme_front_matter_configures_the_space():
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    front, body = readme.removeprefix("---\n").split("\n---\n", 1)
+    fields = dict(line.split(": ", 1) for line in front.splitlines())
+    pinned = next(line for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines() if "gradio==" in line)
+    assert readme.startswith("---\n") and fields["sdk"] == "gradio" and fields["app_file"] == "app.py"
+    assert pinned == f"gradio=={fields['sdk_version']}" and len(fields["short_description"]) <= 60
+    assert body.lstrip().startswith("# MedAlpaca Studio\n\n```bash\nmake demo")
