@@ -112,6 +112,7 @@ def variant_loss(
         rows.append((prompt_ids + answer, len(answer)))
     if not rows:
         raise PromptError(f"{variant.id}: no pair fits the context window of {loaded.context_window:,} tokens")
+    rows.sort(key=lambda row: len(row[0]))  # similar lengths share a batch: little padding
     tokens, total = 0, 0.0
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
