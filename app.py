@@ -45,7 +45,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
     """The whole app; ``studio`` defaults to the registry and model manager of this machine."""
     studio = studio or Studio()
     speeds = SpeedLog()  # decode speeds measured while this app runs, shown beside slow variants
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
             build_compare_tab(studio, VoteStore(), speeds)
@@ -64,6 +64,7 @@ def launch(demo: gr.Blocks, **options: Any) -> tuple[Any, str, str]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     launch(build_demo())
 
 

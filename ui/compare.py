@@ -94,7 +94,6 @@ class CompareTab:
     def __init__(self, studio: Studio, votes: VoteStore, speeds: SpeedLog):
         self.studio, self.votes, self.speeds = studio, votes, speeds
         self.cancels = CancelBoard()
-        self.export_dir = Path(tempfile.mkdtemp(prefix="medalpaca-exports-"))
 
     def label(self, ident: str) -> str:
         """The registry's label, or the bare id of a variant the registry does not know."""
@@ -156,17 +155,20 @@ class CompareTab:
         self.speeds.record(answers.values())
         labels = {ident: self.label(ident) for ident in variant_ids}
         comparison = Comparison.from_answers(question, context or "", settings, answers, labels)
-        markdown, json_file = write_exports(comparison, self.export_dir)
         vote_choices = [*variant_ids, ("All bad", ALL_BAD)]
-        yield [
-            *self.slot_updates(variant_ids, answers),
-            run_line(answers, started),
-            comparison,
-            gr.Radio(choices=vote_choices, value=None, visible=True),
-            gr.Column(visible=True),
-            gr.DownloadButton(value=str(markdown)),
-            gr.DownloadButton(value=str(json_file)),
-        ]
+        # Gradio copies the files into its own cache (cleaned by the app's delete_cache) before the
+        # generator resumes, so the originals can go with their temporary folder.
+        with tempfile.TemporaryDirectory(prefix="medalpaca-export-") as folder:
+            markdown, json_file = write_exports(comparison, Path(folder))
+            yield [
+                *self.slot_updates(variant_ids, answers),
+                run_line(answers, started),
+                comparison,
+                gr.Radio(choices=vote_choices, value=None, visible=True),
+                gr.Column(visible=True),
+                gr.DownloadButton(value=str(markdown)),
+                gr.DownloadButton(value=str(json_file)),
+            ]
 
     def clear(self, variant_ids: list[str] | None) -> list[Any]:
         """Empty the inputs and the answers; keep the selected variants' columns."""
