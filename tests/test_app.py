@@ -123,7 +123,7 @@ def test_models_table_lists_every_variant(client):
     rows = {row[0]: dict(zip(table["headers"], row, strict=True)) for row in table["data"]}
     assert rows["tiny-lora-0"]["available"] == "yes" and rows["offline-hub"]["available"] == "no"
     assert "HF_HUB_OFFLINE" in rows["offline-hub"]["why"]
-    assert rows["tiny-lora-0"]["memory (estimated)"].endswith("MB")
+    assert rows["tiny-lora-0"]["memory est."].endswith("MB")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ the same numbers and share results folders: running the same exam again resumes 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def uploaded_exam(files: list[str] | None) -> Exam:
             if link.exists():
                 raise ExamError(f"Two uploaded files are named {link.name}")
             link.symlink_to(Path(file).resolve())
-        return load_exam(folder)
+        try:
+            return load_exam(folder)
+        except ExamError as error:  # name the uploaded files, not the temporary folder they were read from
+            raise ExamError(str(error).replace(f"{folder}/", "")) from error
 
 
 def evaluate(
@@ -71,8 +75,10 @@ def evaluate(
     notes = [f"- {mode}: {seconds:.0f} s" for mode, seconds in outcome.seconds.items()]
     notes += [f"- **{run} incomplete**: {message}" for run, message in outcome.errors.items()]
     text = results_markdown(outcome.scores, f"{exam.name}: zero-shot accuracy") + "\n" + "\n".join(notes)
-    results = outcome.files.get("results")
-    return text, str(outcome.files["chart"]), str(results) if results else None
+    # Gradio serves only files from the temporary folder or the working directory: hand it copies
+    shown = Path(tempfile.mkdtemp(prefix="medalpaca-evaluate-"))
+    files = {name: shutil.copy(outcome.files[name], shown) for name in ("chart", "results") if name in outcome.files}
+    return text, files["chart"], files.get("results")
 
 
 def build_evaluate_tab(studio: Studio) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple
-
 import gradio as gr
 
 from medalpaca_core.catalog import catalog
@@ -11,27 +9,26 @@ from medalpaca_core.engine import Studio
 
 from .common import disclaimer
 
-HEADERS = [
-    "variant",
-    "label",
-    "base",
-    "adapter",
-    "quantization",
-    "parameters",
-    "memory (estimated)",
-    "memory (loaded)",
-    "available",
-    "why",
-    "USMLE (paper)",
+# (header, CatalogRow field, column width): what the registry table shows, narrowest useful widths.
+COLUMNS = [
+    ("variant", "variant_id", "12%"),
+    ("base", "base", "12%"),
+    ("adapter", "adapter", "12%"),
+    ("quant.", "quantization", "6%"),
+    ("params", "params", "6%"),
+    ("memory est.", "estimated", "7%"),
+    ("memory loaded", "actual", "8%"),
+    ("available", "available", "6%"),
+    ("why", "why", "21%"),
+    ("USMLE (paper)", "reference", "10%"),
 ]
 
 
 def table(studio: Studio) -> list[list[str]]:
     rows = []
     for row in catalog(studio):
-        cells = list(astuple(row))
-        cells[HEADERS.index("available")] = "yes" if row.available else "no"
-        rows.append(cells)
+        cells = {**row.__dict__, "available": "yes" if row.available else "no"}
+        rows.append([cells[field] for _, field, _ in COLUMNS])
     return rows
 
 
@@ -48,11 +45,13 @@ def build_models_tab(studio: Studio) -> None:
             "in `assets/adapters/` and in your fine-tuned folder, and the paper's models on the Hugging Face Hub "
             "(they download on first use when the Hub is reachable). *USMLE (paper)* is the zero-shot accuracy the "
             "MedAlpaca paper reports, for reference; it was not measured here. Memory is estimated before loading; "
-            "*memory (loaded)* is what a model takes once this app has loaded it."
+            "*memory loaded* is what a model takes once this app has loaded it."
         )
         models = gr.Dataframe(
             value=models_table,
-            headers=HEADERS,
+            headers=[header for header, _, _ in COLUMNS],
+            column_widths=[width for _, _, width in COLUMNS],
+            max_height=900,
             interactive=False,
             wrap=True,
             label="Variants",
