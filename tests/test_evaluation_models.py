@@ -261,6 +261,7 @@ def test_evaluate_tab_runs_the_same_evaluation(studio, tmp_path, monkeypatch):
 
     text, chart, results_file = tab.evaluate(studio, ["tiny-c"], tab.SAMPLE, None, "loglik", 1, progress)
     assert "| tiny-c | loglik |" in text and chart.endswith("accuracy.png") and results_file.endswith("results.json")
+    assert str(tmp_path) not in chart, "Gradio is handed copies in the temporary folder"
     assert updates[-1][0] == (3, 3)
     upload = tmp_path / "upload"
     upload.mkdir()
@@ -271,3 +272,5 @@ def test_evaluate_tab_runs_the_same_evaluation(studio, tmp_path, monkeypatch):
     assert "medqa (n=1)" in text
     with pytest.raises(ValueError, match="Upload an exam"):
         tab.evaluate(studio, ["tiny"], tab.UPLOAD, [], "loglik", None, progress)
+    with pytest.raises(ValueError, match=r"^step1\.json: its solutions file step1_solutions\.json is missing"):
+        tab.evaluate(studio, ["tiny"], tab.UPLOAD, [str(BUNDLED_EXAM / "step1.json")], "loglik", None, progress)
