@@ -27,7 +27,7 @@ from medalpaca_core.evaluation import (
 )
 from medalpaca_core.evaluation.report import paper_markdown, results_markdown
 
-from .common import disclaimer, user_error
+from .common import disclaimer, literal_html, user_error
 
 SAMPLE, UPLOAD = "sample", "upload"
 MAX_UPLOAD_FILES = 12  # three steps with solutions and image lists, and a few JSONL files
@@ -75,6 +75,7 @@ def evaluate(
     notes = [f"- {mode}: {seconds:.0f} s" for mode, seconds in outcome.seconds.items()]
     notes += [f"- **{run} incomplete**: {message}" for run, message in outcome.errors.items()]
     text = results_markdown(outcome.scores, f"{exam.name}: zero-shot accuracy") + "\n" + "\n".join(notes)
+    text = literal_html(text)  # exam names come from uploaded file names: shown as text, never as HTML
     # Gradio serves only files from the temporary folder or the working directory: hand it copies
     shown = Path(tempfile.mkdtemp(prefix="medalpaca-evaluate-"))
     files = {name: shutil.copy(outcome.files[name], shown) for name in ("chart", "results") if name in outcome.files}
