@@ -116,6 +116,7 @@ class CompareTab:
         return updates
 
     def choices(self) -> gr.Dropdown:
+        """The picker's labels again, now with the speeds measured by the run that just ended."""
         return gr.Dropdown(choices=variant_choices(self.studio.registry, self.studio.manager, self.speeds))
 
     def compare(
