@@ -43,7 +43,9 @@ class _Bar:
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", required=True, help="variant id (repeatable)")
-    parser.add_argument("--exam", default=str(BUNDLED_EXAM), help="stepN.json folder or file, or a .jsonl")
+    parser.add_argument(
+        "--exam", default=str(BUNDLED_EXAM), help="stepN.json folder or file, or a .jsonl (default: the sample exam)"
+    )
     parser.add_argument("--mode", choices=[*MODES, "both"], default="both")
     parser.add_argument("--limit", type=int, help="only the first N questions of every step")
     parser.add_argument("--output", help="results folder (default: one per exam under MEDALPACA_HOME)")
