@@ -1,0 +1,298 @@
+"""Model, Trainer and run: full fine-tune, LoRA, or LoRA on an LLM.int8 base (the paper's three).
+
+The Hugging Face ``Trainer`` does the loop (progress bars, periodic evaluation, checkpoints, exact
+resume), so the same script runs on a laptop CPU and, unchanged, under ``accelerate launch`` on
+several GPUs (DDP, FSDP, DeepSpeed ZeRO; see ``configs/accelerate``). Models load through
+``medalpaca_core.loader`` -- the loader the app uses -- so a variant is trained on exactly the base
+the app will serve it on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from medalpaca_core.loader import load_pretrained, load_tokenizer, resolve_base, resolve_dtype
+
+from . import card
+from .config import FinetuneConfig, portable_base, validate
+from .data import Collator, PreparedData, prepare
+
+log = logging.getLogger(__name__)
+
+
+class FinetuneError(RuntimeError):
+    """A run that cannot start or finish; the message says what to change."""
+
+
+@dataclass
+class TrainResult:
+    """What a run produced and what it cost (tokens/s over training steps only, without evaluation)."""
+
+    output_dir: Path
+    method: str
+    steps: int
+    train_loss: float | None
+    val_loss_before: float | None  # the base model: LoRA starts as a no-op, full starts as the base
+    val_loss_after: float | None
+    served_val_loss: dict[str, float] = field(default_factory=dict)  # base/adapter as the app loads them
+    train_tokens: int = 0
+    train_seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    peak_gpu_bytes: int | None = None
+    trainable_params: int = 0
+    total_params: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train_tokens / self.train_seconds if self.train_seconds else 0.0
+
+    def summary(self) -> str:
+        def loss(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.4f}"
+
+        return (
+            f"{self.method}: {self.steps} steps, train loss {loss(self.train_loss)}, validation loss "
+            f"{loss(self.val_loss_before)} -> {loss(self.val_loss_after)}; {self.tokens_per_s:.0f} tokens/s, "
+            f"peak RSS {self.peak_rss_bytes / 2**20:,.0f} MiB; saved to {self.output_dir}"
+        )
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def training_device() -> str:
+    """This process's accelerator: under ``accelerate launch`` every process owns GPU LOCAL_RANK."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+
+def build_model(config: FinetuneConfig, source: str) -> Any:
+    """The base in its training precision, with LoRA layers unless the method is full.
+
+    Unquantized bases load on the CPU and the Trainer (or FSDP/DeepSpeed) places them; a bitsandbytes
+    base must be quantized on its final device, so it loads straight onto this process's GPU.
+    """
+    precision = config.resolved_precision
+    device = training_device()
+    if precision == "fp16-mixed" and device == "cpu":
+        raise FinetuneError("precision fp16-mixed needs a GPU; on the CPU use bf16-mixed, bf16-true or fp32")
+    dtype = "bfloat16" if precision == "bf16-true" else "float32"
+    load_on = device if config.quantization != "none" else "cpu"
+    try:
+        model, _ = load_pretrained(source, config.quantization, dtype, load_on)
+    except Exception as error:  # transformers raises OSError, ValueError, ... for a bad base
+        raise FinetuneError(f"Could not load the base model {config.base}: {error}") from error
+    model.config.use_cache = False  # the KV cache only costs memory while training
+    if not config.is_lora:
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if config.quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.train.gradient_checkpointing)
+    elif config.train.gradient_checkpointing:
+        model.enable_input_require_grads()  # frozen embeddings would otherwise cut the checkpointed graph
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        model = get_peft_model(model, lora)
+    except ValueError as error:
+        modules = config.lora.target_modules
+        raise FinetuneError(f"LoRA target modules {modules} do not fit {config.base}: {error}") from None
+    model.peft_config["default"].base_model_name_or_path = portable_base(config.base)
+    return model
+
+
+def training_arguments(config: FinetuneConfig, resuming: bool) -> Any:
+    train = config.train
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    per_step = train.micro_batch_size * world
+    if train.batch_size % per_step:
+        raise FinetuneError(
+            f"train.batch_size {train.batch_size} is not a multiple of micro_batch_size x processes ({per_step})"
+        )
+    precision = config.resolved_precision
+    return TrainingArguments(
+        output_dir=str(config.checkpoint_dir),
+        per_device_train_batch_size=train.micro_batch_size,
+        # One example per evaluation batch: the validation loss is then the mean over examples of their
+        # per-token loss, the same number whatever the micro-batch (batch means would weight by padding).
+        per_device_eval_batch_size=1,
+        prediction_loss_only=True,  # keeping every example's logits (49k vocabulary) would cost minutes
+        gradient_accumulation_steps=train.batch_size // per_step,
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps,
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.lr_scheduler,
+        warmup_steps=train.warmup_steps,
+        weight_decay=train.weight_decay,
+        optim=config.resolved_optim,
+        bf16=precision == "bf16-mixed",
+        fp16=precision == "fp16-mixed",
+        use_cpu=not torch.cuda.is_available(),
+        activation_checkpointing=train.gradient_checkpointing and config.quantization == "none",
+        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        eval_strategy="steps" if train.eval_steps else "no",
+        eval_steps=train.eval_steps or None,
+        eval_on_start=not resuming,  # the base model's validation loss, the baseline of the card
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=2,
+        logging_steps=train.logging_steps,
+        include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=False if config.is_lora else None,
+        remove_unused_columns=False,
+        report_to="none",
+        seed=train.seed,
+    )
+
+
+class ThroughputMeter(TrainerCallback):
+    """Times optimizer steps (forward, backward, update) only, so evaluation and saving do not
+    dilute the tokens/s that compares full, LoRA and LoRA-8bit."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.tokens = 0
+        self._started = 0.0
+        self._tokens_at_start = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._tokens_at_start = state.num_input_tokens_seen  # a resumed run counts only its own tokens
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.seconds += time.perf_counter() - self._started
+        self.tokens = state.num_input_tokens_seen - self._tokens_at_start
+
+
+def prepare_output(config: FinetuneConfig) -> Path | None:
+    """Check the output folder; return the checkpoint to resume from, if any.
+
+    A finished run is never overwritten by accident, and ``--resume`` with nothing to resume is an
+    error rather than a silent fresh start.
+    """
+    out, saved = config.output_dir, config.checkpoint_dir
+    existing = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if config.resume:
+        checkpoint = get_last_checkpoint(str(saved)) if saved.is_dir() else None
+        if checkpoint is None:
+            raise FinetuneError(f"Nothing to resume: {saved} holds no checkpoint; start without --resume")
+        return Path(checkpoint)
+    if existing and not config.overwrite:
+        what = "a finished model" if card.VARIANT_FILE in existing else "files"
+        raise FinetuneError(
+            f"{out} already holds {what}; pass --resume to continue an interrupted run, --overwrite to start "
+            "again, or another --output"
+        )
+    if existing:
+        if card.VARIANT_FILE not in existing and existing != {saved.name}:
+            raise FinetuneError(f"{out} holds files that finetune did not write; refusing to overwrite it")
+        shutil.rmtree(out)
+    return None
+
+
+def evaluate(model: Any, args: Any, data: PreparedData, collator: Collator) -> float:
+    return Trainer(model=model, args=args, eval_dataset=data.validation, data_collator=collator).evaluate()["eval_loss"]
+
+
+def served_losses(config: FinetuneConfig, source: str, args: Any, data: PreparedData, collator: Collator) -> dict:
+    """Validation loss of the base and of the saved adapter in the precision the app serves them in.
+
+    Only computed when that differs from training (an adapter trained on an int8 base and served on
+    the bf16 one): the card then shows what users get, not only what training saw.
+    """
+    from peft import PeftModel
+
+    if not config.is_lora or config.serve_quantization == config.quantization:
+        return {}
+    device = training_device()
+    model, _ = load_pretrained(source, config.serve_quantization, resolve_dtype("auto", device), device)
+    base = evaluate(model, args, data, collator)
+    adapted = PeftModel.from_pretrained(model, str(config.output_dir))
+    return {"base": base, "adapter": evaluate(adapted, args, data, collator)}
+
+
+def last_eval(history: list[dict[str, Any]], step: int | None = None) -> float | None:
+    """The validation loss logged at ``step`` (or the latest one)."""
+    losses = [e["eval_loss"] for e in history if "eval_loss" in e and (step is None or e["step"] == step)]
+    return losses[-1] if losses else None
+
+
+def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResult:
+    """Train, evaluate and save one variant; ``callbacks`` are extra ``TrainerCallback``s."""
+    config = card.with_defaults(validate(config))
+    checkpoint = prepare_output(config)
+    source = resolve_base(config.base)
+    try:
+        tokenizer = load_tokenizer(source)
+    except Exception as error:  # a folder without a tokenizer, an unknown Hub id, offline Hub
+        raise FinetuneError(f"Could not load the tokenizer of {config.base}: {error}") from error
+    data = prepare(config.data, tokenizer)
+    log.info("Data: %s", data.summary())
+    model = build_model(config, source)
+    args = training_arguments(config, resuming=checkpoint is not None)
+    collator = Collator(tokenizer.pad_token_id)
+    meter = ThroughputMeter()
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        data_collator=collator,
+        callbacks=[meter, *callbacks],
+    )
+    outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    step = trainer.state.global_step
+    if last_eval(trainer.state.log_history, step) is None:
+        trainer.evaluate()
+    history = trainer.state.log_history
+    out = config.output_dir
+    trainer.save_model(str(out))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    result = TrainResult(
+        output_dir=out,
+        method=config.method,
+        steps=step,
+        train_loss=outcome.training_loss,
+        val_loss_before=last_eval(history, 0),
+        val_loss_after=last_eval(history),
+        train_tokens=meter.tokens,
+        train_seconds=meter.seconds,
+        peak_rss_bytes=peak_rss_bytes(),
+        peak_gpu_bytes=torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
+        trainable_params=trainable,
+        total_params=sum(p.numel() for p in model.parameters()),
+    )
+    del trainer, model
+    result.served_val_loss = served_losses(config, source, args, data, collator)
+    if args.should_save:
+        (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the card holds the configuration
+        if not config.is_lora:
+            tokenizer.save_pretrained(str(out))
+        card.write_all(out, config, data, result, history)
+        if not config.train.keep_checkpoints:
+            shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
+    log.info("%s", result.summary())
+    return result
