@@ -58,13 +58,16 @@ def page(browser, tiny_app):
     page.close()
 
 
-def pick(page, dropdown: str, option: str) -> None:
-    """Choose ``option`` in a Gradio dropdown by typing it and pressing Enter, as a keyboard user would."""
-    box = page.locator(f"{dropdown} input")
-    box.click()
-    box.fill(option)
-    page.keyboard.press("Enter")
+def pick(page, dropdown: str, variant_id: str) -> None:
+    """Open a variant dropdown and click the option of ``variant_id`` (labels end in '[id]'), then close it."""
+    page.locator(f"{dropdown} input").click()
+    page.locator(f'{dropdown} [role=option][aria-label*="[{variant_id}]"]').click()
     page.keyboard.press("Escape")
+    page.wait_for_function(
+        "([root, id]) => [...document.querySelectorAll(`${root} .token`)].some(t => t.innerText.includes(`[${id}]`))"
+        " || document.querySelector(`${root} input`).value.includes(`[${id}]`)",  # a multiselect's tokens, or the value
+        arg=[dropdown, variant_id],
+    )
 
 
 def answers_when_finished(page) -> list[str]:
