@@ -158,8 +158,9 @@ def render_card(
     results = [
         (f"base model ({trained}, as trained)", result.val_loss_before),
         (f"this model ({trained} base, as trained)", result.val_loss_after),
-        *[(f"{who} ({served} base, as the app serves it)", loss) for who, loss in result.served_val_loss.items()],
     ]
+    if result.served_val_loss is not None:
+        results.append((f"this model ({served} base, as the app serves it)", result.served_val_loss))
     ident, listed = where_listed(folder)
     first_train = next((row["train_loss"] for row in rows if row["train_loss"] != ""), None)
     lines = [

@@ -259,8 +259,8 @@ def _check_choices(section: Any, where: str) -> None:
         if is_dataclass(value):
             _check_choices(value, f"{where}{spec.name}.")
         elif choices and value not in choices:
-            shown = repr(value) if value else "nothing"
-            raise ConfigError(f"{where}{spec.name} is {shown}; choose one of {', '.join(choices)}")
+            what = f"{value!r} is unknown" if value else "is missing"
+            raise ConfigError(f"{where}{spec.name} {what}; choose one of {', '.join(choices)}")
 
 
 def validate(config: FinetuneConfig) -> FinetuneConfig:

@@ -15,12 +15,12 @@ import resource
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from medalpaca_core.loader import load_pretrained, load_tokenizer, resolve_base, resolve_dtype
@@ -46,7 +46,7 @@ class TrainResult:
     train_loss: float | None
     val_loss_before: float | None  # the base model: LoRA starts as a no-op, full starts as the base
     val_loss_after: float | None
-    served_val_loss: dict[str, float] = field(default_factory=dict)  # base/adapter as the app loads them
+    served_val_loss: float | None = None  # on the base precision the app serves it on, when not as trained
     train_tokens: int = 0
     train_seconds: float = 0.0
     peak_rss_bytes: int = 0
@@ -217,8 +217,8 @@ def evaluate(model: Any, args: Any, data: PreparedData, collator: Collator) -> f
     return Trainer(model=model, args=args, eval_dataset=data.validation, data_collator=collator).evaluate()["eval_loss"]
 
 
-def served_losses(config: FinetuneConfig, source: str, args: Any, data: PreparedData, collator: Collator) -> dict:
-    """Validation loss of the base and of the saved adapter in the precision the app serves them in.
+def served_loss(config: FinetuneConfig, source: str, args: Any, data: PreparedData, collator: Collator) -> float | None:
+    """Validation loss of the saved adapter on the base precision the app serves it on.
 
     Only computed when that differs from training (an adapter trained on an int8 base and served on
     the bf16 one): the card then shows what users get, not only what training saw.
@@ -226,12 +226,10 @@ def served_losses(config: FinetuneConfig, source: str, args: Any, data: Prepared
     from peft import PeftModel
 
     if not config.is_lora or config.serve_quantization == config.quantization:
-        return {}
+        return None
     device = training_device()
     model, _ = load_pretrained(source, config.serve_quantization, resolve_dtype("auto", device), device)
-    base = evaluate(model, args, data, collator)
-    adapted = PeftModel.from_pretrained(model, str(config.output_dir))
-    return {"base": base, "adapter": evaluate(adapted, args, data, collator)}
+    return evaluate(PeftModel.from_pretrained(model, str(config.output_dir)), args, data, collator)
 
 
 def last_eval(history: list[dict[str, Any]], step: int | None = None) -> float | None:
@@ -251,6 +249,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         raise FinetuneError(f"Could not load the tokenizer of {config.base}: {error}") from error
     data = prepare(config.data, tokenizer)
     log.info("Data: %s", data.summary())
+    set_seed(config.train.seed)  # LoRA's random init happens here, before the Trainer seeds anything
     model = build_model(config, source)
     args = training_arguments(config, resuming=checkpoint is not None)
     collator = Collator(tokenizer.pad_token_id)
@@ -286,7 +285,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         total_params=sum(p.numel() for p in model.parameters()),
     )
     del trainer, model
-    result.served_val_loss = served_losses(config, source, args, data, collator)
+    result.served_val_loss = served_loss(config, source, args, data, collator)
     if args.should_save:
         (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the card holds the configuration
         if not config.is_lora:
