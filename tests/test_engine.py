@@ -1,6 +1,7 @@
 """Streaming answers side by side: batching, equality with single runs, cancellation, bad input."""
 
 import threading
+from itertools import pairwise
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_one_generate_call_serves_base_and_adapters(studio, monkeypatch):
 def test_stream_grows_token_by_token_with_stats(studio):
     snapshots = list(studio.stream(["tiny"], QUESTION, settings=GREEDY))
     texts = [s["tiny"].text for s in snapshots if s["tiny"].status == "generating"]
-    assert len(texts) >= 3 and all(a == b[: len(a)] or not a for a, b in zip(texts, texts[1:], strict=False))
+    assert len(texts) >= 3 and all(a == b[: len(a)] or not a for a, b in pairwise(texts))
     answer = snapshots[-1]["tiny"]
     stats = answer.stats
     assert answer.status == "done" and stats.new_tokens > 0 and stats.ttft_s is not None
