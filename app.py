@@ -18,6 +18,7 @@ from medalpaca_core.selection import SpeedLog
 from medalpaca_core.votes import VoteStore
 from ui.chat import build_chat_tab
 from ui.compare import build_compare_tab
+from ui.evaluate import build_evaluate_tab
 from ui.models import build_models_tab
 
 TITLE = "MedAlpaca Studio"
@@ -50,7 +51,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         with gr.Tabs():
             build_compare_tab(studio, VoteStore(), speeds)
             build_chat_tab(studio, speeds)
-            # ---- Evaluate tab (ui/evaluate.py) goes here: `with gr.Tab("Evaluate"): build_evaluate_tab(studio)` ----
+            with gr.Tab("Evaluate"):
+                build_evaluate_tab(studio)
             build_models_tab(studio)
     return demo
 
