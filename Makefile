@@ -36,3 +36,21 @@ format: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts
+
+# --- fine-tuning (finetune/README.md) ------------------------------------------------------------
+# The shipped adapters and the full fine-tune, from ../shared development data (not needed by the app
+# or its tests). Passive OpenMP waiting keeps 2 shared CPU cores from spinning against each other.
+FINETUNE := OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) -m finetune
+.PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune
+
+adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (~40 min on 2 CPU cores)
+	$(FINETUNE) --config medalpaca-smol-lora --overwrite
+
+adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base
+	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite
+
+finetune-full: prepare  ## full fine-tune into $MEDALPACA_HOME/finetuned/medalpaca-smol-full (too large to commit)
+	$(FINETUNE) --config medalpaca-smol-full --overwrite
+
+bench-finetune: prepare  ## training tokens/s and peak memory: full vs LoRA vs LoRA-8bit on the embedded base
+	OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) benchmarks/finetune_methods.py

@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
             if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif typing.get_origin(kind) is list:
-                kwargs.update(nargs="+", action="extend")
+                kwargs.update(nargs="+", action="extend", metavar=spec.metadata.get("metavar", "NAME"))
             else:
-                kwargs["type"] = kind
+                kwargs.update(type=kind, metavar=None if kwargs["choices"] else spec.name.upper())
             group.add_argument(spec.metadata.get("flag") or f"--{prefix}{spec.name.replace('_', '-')}", **kwargs)
     return parser
 

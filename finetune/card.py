@@ -139,6 +139,7 @@ def render_card(
     }
     train, lora, prompt_tokens = config.train, config.lora, "learnt" if config.data.train_on_inputs else "masked"
     accumulation = train.batch_size // train.micro_batch_size
+    examples = result.steps * train.batch_size
     hyper = [
         ("method", METHOD_NAMES[config.method]),
         ("base model", f"{base} ({'LLM.int8, threshold 6.0' if config.quantization == 'int8' else 'unquantized'})"),
@@ -146,7 +147,7 @@ def render_card(
         ("optimizer", config.resolved_optim),
         ("learning rate", f"{train.learning_rate:g}, {train.lr_scheduler}, {train.warmup_steps} warm-up steps"),
         ("batch", f"{train.batch_size} ({train.micro_batch_size} x {accumulation} accumulation steps per device)"),
-        ("length", f"epochs {train.epochs:g}, max steps {train.max_steps}; ran {result.steps} steps"),
+        ("length", f"{result.steps} steps = {examples:,} examples ({examples / len(data.train):.2f} epochs)"),
         ("cutoff", f"{config.data.cutoff} tokens; prompt tokens {prompt_tokens}"),
         ("prompt template", f"{config.data.template} (medalpaca_core.prompts.render)"),
     ]
@@ -177,9 +178,14 @@ def render_card(
         "",
         "## Use",
         "",
-        f'{listed}; for example `python -m medalpaca_core ask --variant {ident} "What are the symptoms of',
-        f'diabetes?"`. Prompts must be built by `medalpaca_core.prompts.render` with the `{config.data.template}`',
-        "template: the model learnt that exact format.",
+        f"{listed}; for example",
+        "",
+        "```bash",
+        f'python -m medalpaca_core ask --variant {ident} "What are the symptoms of diabetes?"',
+        "```",
+        "",
+        f"Prompts must be built by `medalpaca_core.prompts.render` with the `{config.data.template}` template:",
+        "the model learnt that exact format.",
         "",
         "## Training data",
         "",

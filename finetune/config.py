@@ -38,6 +38,7 @@ class DataConfig:
         default_factory=list,
         metadata={
             "flag": "--data",
+            "metavar": "SPEC",
             "help": "JSON/JSONL file or Hugging Face dataset id, optionally ':N' to cap it at N records "
             "(repeat the flag to mix sources)",
         },
