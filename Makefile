@@ -26,6 +26,9 @@ test: prepare  ## lint, then the whole test suite (offline)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+bench: prepare  ## every benchmark in one run: prints a table and writes BENCHMARKS.md (~30 min)
+	$(PY) -m benchmarks
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

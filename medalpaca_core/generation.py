@@ -32,6 +32,7 @@ class GenerationSettings:
     top_k: int = 0
     repetition_penalty: float = 1.0
     seed: int | None = None
+    min_new_tokens: int = 0  # answers never end sooner (benchmarks use it for fixed-length decodes)
 
     @property
     def do_sample(self) -> bool:
@@ -40,6 +41,7 @@ class GenerationSettings:
     def validated(self, max_new_tokens_limit: int = 2048) -> GenerationSettings:
         checks = [
             (1 <= self.max_new_tokens <= max_new_tokens_limit, f"max_new_tokens must be 1..{max_new_tokens_limit}"),
+            (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be 0..max_new_tokens"),
             (0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.top_k >= 0, "top_k must be 0 (off) or positive"),
@@ -53,6 +55,8 @@ class GenerationSettings:
     def generate_kwargs(self) -> dict[str, Any]:
         """Arguments for ``model.generate``; sampling knobs only when sampling."""
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.min_new_tokens:
+            kwargs["min_new_tokens"] = self.min_new_tokens
         if self.do_sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
         else:
@@ -137,12 +141,12 @@ class _RowTracker:
         rows: list[Row],
         tokenizer: Any,
         eos_ids: set[int],
-        max_new_tokens: int,
+        settings: GenerationSettings,
         cancel: threading.Event,
         emit: Callable[[int, str, str | None, float], None],
     ):
         self.rows, self.tokenizer, self.eos_ids = rows, tokenizer, eos_ids
-        self.max_new_tokens, self.cancel, self.emit = max_new_tokens, cancel, emit
+        self.settings, self.cancel, self.emit = settings, cancel, emit
         self.tokens: list[list[int]] = [[] for _ in rows]
         self.finish: list[str | None] = [None] * len(rows)
         self.first_token_at: list[float | None] = [None] * len(rows)
@@ -156,9 +160,9 @@ class _RowTracker:
             self.tokens[index].append(token)
         text = self.tokenizer.decode(self.tokens[index], skip_special_tokens=True)
         text, hit_marker = cut_response(self.rows[index].template, text)
-        if hit_marker and self.finish[index] is None:
+        if hit_marker and self.finish[index] is None and len(self.tokens[index]) >= self.settings.min_new_tokens:
             self.finish[index] = "stop"
-        if self.finish[index] is None and len(self.tokens[index]) >= self.max_new_tokens:
+        if self.finish[index] is None and len(self.tokens[index]) >= self.settings.max_new_tokens:
             self.finish[index] = "length"
         self.emit(index, text, self.finish[index], now)
 
@@ -218,7 +222,7 @@ def stream_batch(
         )
         updates.put(Answer(row.variant_id, text, "done" if finish else "generating", None, stats))
 
-    tracker = _RowTracker(rows, loaded.tokenizer, eos_ids, settings.max_new_tokens, cancel, emit)
+    tracker = _RowTracker(rows, loaded.tokenizer, eos_ids, settings, cancel, emit)
 
     def work() -> None:
         from transformers import StoppingCriteriaList

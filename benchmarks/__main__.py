@@ -1,0 +1,111 @@
+"""Run every benchmark in one go, print the table and write BENCHMARKS.md.
+
+    .venv/bin/python -m benchmarks [--repeats 3] [--train-steps 8] [--skip-training] [--skip-load]
+
+All rows come from one run on one machine, so their ratios are comparable; absolute numbers move
+with whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import multiprocessing
+import platform
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import psutil
+
+from benchmarks.inference import Row
+from benchmarks.inference import run as run_inference
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "gradio")
+TARGETS = """\
+| target (issue 6) | where to read it |
+|---|---|
+| 4 variants sharing a base in at most 1.5x the wall time of one | side-by-side, K=4 |
+| memory for 4 adapter variants at most 1.1x one base | memory, 4 adapter variants |
+| single-stream bf16 decode at least 30 tok/s, first token under 0.3 s | decode, smol-base |
+| cached cold start of the default model under 3 s | cold start, cached load |
+"""
+
+
+def training_rows(steps: int) -> list[Row]:
+    """Full vs LoRA vs LoRA-8bit training cost (``benchmarks/finetune_methods.py``), each in a fresh process."""
+    from benchmarks.finetune_methods import METHODS, measure
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for method in METHODS:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                result = pool.apply(measure, (method, steps, str(Path(scratch) / method)))
+            rows.append(
+                Row(
+                    "training",
+                    f"{method} ({result['precision']}, {result['optimizer']})",
+                    f"{result['tokens_per_s']:.0f} tok/s",
+                    f"peak RSS {result['peak_rss_mib']:,} MiB; {result['trainable_params']:,} trainable parameters",
+                    f"python benchmarks/finetune_methods.py --steps {steps}",
+                )
+            )
+    return rows
+
+
+def load_rows() -> list[Row]:
+    """Concurrent clients against the real app (``benchmarks/load.py``), where that script exists."""
+    try:
+        from benchmarks.load import run as run_load
+    except ImportError:
+        return []
+    return run_load()
+
+
+def machine() -> str:
+    memory = psutil.virtual_memory().total / 2**30
+    versions = ", ".join(f"{name} {version(name)}" for name in PACKAGES)
+    return (
+        f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, {memory:.0f} GiB; "
+        f"Python {platform.python_version()}; {versions}"
+    )
+
+
+def markdown(rows: list[Row], command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.date.today().isoformat()} on {machine()}.",
+        f"All rows come from one run of `{command}`; timings are medians. Greedy decoding, a ~200-token",
+        "prompt and exactly 128 new tokens unless a row says otherwise.",
+        "",
+        TARGETS,
+        "| section | what | result | detail | reproduce |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.section} | {r.name} | {r.value} | {r.detail} | `{r.command}` |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=8)
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    rows = run_inference(args.repeats)
+    if not args.skip_training:
+        rows += training_rows(args.train_steps)
+    if not args.skip_load:
+        rows += load_rows()
+    for row in rows:
+        print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
+    args.output.write_text(markdown(rows, "make bench"), encoding="utf-8")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

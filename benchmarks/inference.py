@@ -1,0 +1,278 @@
+"""Inference benchmarks of the embedded default model: decode speed, side-by-side cost, memory, cold start.
+
+Every number goes through ``medalpaca_core`` exactly as the app uses it (registry, ModelManager,
+Studio.stream), greedy, with a ~200-token prompt and a fixed 128 new tokens (``min_new_tokens``).
+Memory and cold-start rows run in fresh child processes so one row's peak does not leak into the next.
+
+    .venv/bin/python -m benchmarks.inference [--repeats 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from medalpaca_core.default_model import DEFAULT_ALIAS
+from medalpaca_core.engine import Studio
+from medalpaca_core.generation import GenerationSettings
+from medalpaca_core.loader import ModelManager
+from medalpaca_core.registry import Registry, Variant
+
+NEW_TOKENS = 128
+SETTINGS = GenerationSettings(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
+QUESTION = "What are the symptoms of diabetes, and how is it diagnosed?"
+CONTEXT = (
+    "Diabetes is a chronic disease that occurs either when the pancreas does not produce enough insulin or when "
+    "the body cannot effectively use the insulin it produces. Insulin is a hormone that regulates blood glucose. "
+    "Hyperglycaemia, also called raised blood glucose or raised blood sugar, is a common effect of uncontrolled "
+    "diabetes and over time leads to serious damage to many of the body's systems, especially the nerves and "
+    "blood vessels. Type 1 diabetes is characterized by deficient insulin production and requires daily "
+    "administration of insulin. Type 2 diabetes affects how the body uses sugar for energy; it stops the body "
+    "from using insulin properly, which can lead to high levels of blood sugar if not treated."
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark result line."""
+
+    section: str
+    name: str
+    value: str
+    detail: str
+    command: str
+
+
+def bench_registry(adapters: list[Path]) -> Registry:
+    """The shipped registry plus an fp32 variant and ``adapters`` as LoRA variants on the bf16 base."""
+    registry = Registry.load(finetuned=Path(tempfile.mkdtemp()))
+    registry.add(Variant(id="smol-fp32", label="fp32", base=DEFAULT_ALIAS, dtype="float32"))
+    for n, folder in enumerate(adapters):
+        registry.add(Variant(id=f"bench-lora-{n}", label=f"LoRA {n}", base=DEFAULT_ALIAS, adapter=str(folder)))
+    return registry
+
+
+def make_adapters(count: int, root: Path) -> list[Path]:
+    """LoRA adapters of the paper's shape (r=8, alpha 16, q_proj/v_proj) with random weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from medalpaca_core.loader import load_pretrained, resolve_base
+
+    folders = []
+    for n in range(count):
+        model, _ = load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
+        torch.manual_seed(n)
+        config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        get_peft_model(model, config).save_pretrained(root / f"lora-{n}")
+        folders.append(root / f"lora-{n}")
+    return folders
+
+
+def timed_answer(studio: Studio, variant_ids: list[str]) -> tuple[float, dict]:
+    """Wall time to the last token of a (batched) answer, and the final answers."""
+    started = time.perf_counter()
+    answers = studio.ask(variant_ids, QUESTION, CONTEXT, settings=SETTINGS)
+    elapsed = time.perf_counter() - started
+    failed = {v: a.error for v, a in answers.items() if a.status != "done"}
+    if failed:
+        raise RuntimeError(f"benchmark answers failed: {failed}")
+    return elapsed, answers
+
+
+def decode_rows(studio: Studio, repeats: int) -> list[Row]:
+    """Single-stream decode speed and time to first token per precision and for a LoRA adapter."""
+    rows = []
+    for variant_id in ["smol-fp32", "smol-base", "smol-int8", "smol-nf4", "bench-lora-0"]:
+        timed_answer(studio, [variant_id])  # load and warm up
+        stats = [timed_answer(studio, [variant_id])[1][variant_id].stats for _ in range(repeats)]
+        speed = statistics.median(s.tokens_per_s for s in stats)
+        ttft = statistics.median(s.ttft_s for s in stats)
+        variant = studio.registry.get(variant_id)
+        rows.append(
+            Row(
+                "decode",
+                f"{variant_id} ({variant.kind}, {studio.manager.key_for(variant).dtype})",
+                f"{speed:.1f} tok/s",
+                f"first token {ttft:.2f} s; prompt {stats[0].prompt_tokens} tokens",
+                "python -m benchmarks.inference",
+            )
+        )
+    return rows
+
+
+def compare_rows(studio: Studio, repeats: int) -> list[Row]:
+    """K variants sharing one base: one batched generate vs one after the other."""
+    ids = ["smol-base", "bench-lora-0", "bench-lora-1", "bench-lora-2"]
+    timed_answer(studio, ids)  # loads all adapters
+    one = statistics.median(timed_answer(studio, ids[:1])[0] for _ in range(repeats))
+    rows = []
+    for k in range(1, len(ids) + 1):
+        batched = statistics.median(timed_answer(studio, ids[:k])[0] for _ in range(repeats))
+        sequential = statistics.median(sum(timed_answer(studio, [v])[0] for v in ids[:k]) for _ in range(repeats))
+        rows.append(
+            Row(
+                "side-by-side",
+                f"K={k} variants on one base",
+                f"{batched:.1f} s batched",
+                f"{batched / one:.2f}x of K=1; one after the other {sequential:.1f} s ({sequential / one:.2f}x)",
+                "python -m benchmarks.inference",
+            )
+        )
+    return rows
+
+
+def _rss_child(mode: str, k: int, adapters: list[str], queue: multiprocessing.Queue) -> None:
+    """Load K adapter variants (shared base, or K separate copies), answer once, report peak RSS."""
+    from peft import PeftModel
+
+    from medalpaca_core.loader import load_pretrained, resolve_base
+
+    if mode == "shared":
+        studio = Studio(bench_registry([Path(a) for a in adapters[:k]]), ModelManager(device="cpu"))
+        studio.ask([f"bench-lora-{n}" for n in range(k)], QUESTION, CONTEXT, GenerationSettings(max_new_tokens=8))
+    else:
+        copies = []
+        for folder in adapters[:k]:
+            model, _ = load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
+            copies.append(PeftModel.from_pretrained(model, folder))
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def peak_rss(mode: str, k: int, adapters: list[Path]) -> int:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_rss_child, args=(mode, k, [str(a) for a in adapters], queue))
+    child.start()
+    value = queue.get(timeout=600)
+    child.join()
+    return value
+
+
+def memory_rows(adapters: list[Path]) -> list[Row]:
+    one = peak_rss("shared", 1, adapters)
+    rows = [
+        Row(
+            "memory",
+            "1 adapter variant",
+            f"{one / 2**20:.0f} MiB peak RSS",
+            "baseline (process total)",
+            "python -m benchmarks.inference",
+        )
+    ]
+    for k in (2, 4):
+        shared, separate = peak_rss("shared", k, adapters), peak_rss("separate", k, adapters)
+        rows.append(
+            Row(
+                "memory",
+                f"{k} adapter variants",
+                f"{shared / 2**20:.0f} MiB shared base",
+                f"{shared / one:.2f}x of one; {k} separate copies {separate / 2**20:.0f} MiB ({separate / one:.2f}x)",
+                "python -m benchmarks.inference",
+            )
+        )
+    return rows
+
+
+def _load_child(home: str, queue: multiprocessing.Queue) -> None:
+    """Time loading the default model in a fresh process (conversion included when the cache is empty)."""
+    started = time.perf_counter()
+    os.environ["MEDALPACA_HOME"] = home
+    from medalpaca_core.loader import load_pretrained, resolve_base
+
+    imported = time.perf_counter()
+    load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
+    done = time.perf_counter()
+    queue.put((done - imported, done - started))
+
+
+def cold_start_rows() -> list[Row]:
+    """First load from the GGUF (converts it) vs a load from the safetensors cache, each in a new process."""
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    with tempfile.TemporaryDirectory() as home:
+        for label in ("first load: GGUF -> safetensors cache", "cached load"):
+            queue = context.Queue()
+            child = context.Process(target=_load_child, args=(home, queue))
+            child.start()
+            load, total = queue.get(timeout=900)
+            child.join()
+            rows.append(
+                Row(
+                    "cold start",
+                    label,
+                    f"{load:.1f} s",
+                    f"{total:.1f} s with Python imports",
+                    "python -m benchmarks.inference",
+                )
+            )
+    return rows
+
+
+def llama_cpp_rows() -> list[Row]:
+    """The same single-stream decode through llama.cpp on the shipped GGUF, where it is installed (optional)."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return [
+            Row(
+                "reference",
+                "llama.cpp (Q4_1 GGUF)",
+                "skipped",
+                "llama-cpp-python is not installed (optional)",
+                "pip install llama-cpp-python && python -m benchmarks.inference",
+            )
+        ]
+    from medalpaca_core.default_model import gguf_path
+    from medalpaca_core.prompts import PromptParts, render
+
+    llm = Llama(model_path=str(gguf_path()), n_ctx=1024, n_threads=os.cpu_count(), verbose=False)
+    prompt = render("medalpaca", PromptParts(QUESTION, CONTEXT))
+    started = time.perf_counter()
+    first = None
+    for _ in llm(prompt, max_tokens=NEW_TOKENS, temperature=0.0, stream=True):
+        first = first or time.perf_counter()
+    end = time.perf_counter()
+    return [
+        Row(
+            "reference",
+            "llama.cpp (Q4_1 GGUF)",
+            f"{(NEW_TOKENS - 1) / (end - first):.1f} tok/s",
+            f"first token {first - started:.2f} s",
+            "python -m benchmarks.inference",
+        )
+    ]
+
+
+def run(repeats: int) -> list[Row]:
+    with tempfile.TemporaryDirectory() as scratch:
+        adapters = make_adapters(4, Path(scratch))
+        studio = Studio(bench_registry(adapters), ModelManager(device="cpu"))
+        rows = decode_rows(studio, repeats) + compare_rows(studio, repeats)
+        del studio
+        rows += memory_rows(adapters)
+    return rows + cold_start_rows() + llama_cpp_rows()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per timing; the median is reported")
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    args = parser.parse_args()
+    rows = run(args.repeats)
+    for row in rows:
+        print(f"{row.section:13} {row.name:45} {row.value:22} {row.detail}")
+    if args.json:
+        args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
