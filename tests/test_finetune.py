@@ -259,6 +259,13 @@ def test_sources_mix_with_caps_and_split_keeps_repeated_questions_together(tmp_p
     assert not {r.input for r in train} & {r.input for r in validation}
 
 
+def test_hub_dataset_offline_is_a_clear_error():
+    source = Source.parse("medalpaca/medical_meadow_wikidoc:10000")
+    assert (source.location, source.cap, source.is_hub) == ("medalpaca/medical_meadow_wikidoc", 10000, True)
+    with pytest.raises(DataError, match=r"Cannot load the dataset medalpaca/medical_meadow_wikidoc .*HF_HUB_OFFLINE"):
+        load_records([source], seed=42, skip_malformed=False)
+
+
 def test_bundled_demo_set_is_complete():
     records = json.loads(DEMO.read_text())
     assert len(records) >= 150 and len({r["input"] for r in records}) == len(records)
