@@ -129,3 +129,10 @@ def test_failed_variant_is_reported_not_scored():
     studio.stream_requests = failing
     records, errors = generate_records(studio, QUESTION, ["ok", "broken"], GenerateConfig())
     assert list(records) == ["ok"] and errors == {"broken": "could not load"}
+
+
+def test_stored_settings_are_differences_from_the_defaults():
+    """A setting added to GenerationSettings later must not make older results unresumable."""
+    stored = GenerateConfig().as_dict()
+    assert stored["first"] == {"max_new_tokens": 32}
+    assert stored["retry"] == {"max_new_tokens": 32, "temperature": 0.4, "top_p": 0.9, "top_k": 50}

@@ -45,8 +45,19 @@ class GenerateConfig:
         return replace(settings, seed=self.seed + attempt) if settings.do_sample else settings
 
     def as_dict(self) -> dict[str, Any]:
-        """What a resumed run must share with the finished part (stored with the results)."""
-        return {"first": asdict(self.first), "retry": asdict(self.retry), "retries": self.retries, "seed": self.seed}
+        """What a resumed run must share with the finished part (stored with the results).
+
+        Decoding settings are stored as their differences from ``GenerationSettings()``, so that a
+        setting added to it later (with a default that changes nothing) does not make older
+        results look as if they had been made differently.
+        """
+        first, retry = _changed(self.first), _changed(self.retry)
+        return {"first": first, "retry": retry, "retries": self.retries, "seed": self.seed}
+
+
+def _changed(settings: GenerationSettings) -> dict[str, Any]:
+    defaults = asdict(GenerationSettings())
+    return {name: value for name, value in asdict(settings).items() if value != defaults[name]}
 
 
 def _final_answers(studio: Studio, requests: list[Request], settings: GenerationSettings, cancel: Any) -> dict:
