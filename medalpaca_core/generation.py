@@ -133,6 +133,32 @@ class Row:
     truncated: bool = False
 
 
+class IncrementalDecoder:
+    """The text of a growing token list, decoding only the newest tokens each step.
+
+    Re-decoding the whole answer every step costs O(n) per token; decoding a short window and
+    appending its new characters is O(1). The window starts one token back so that tokenizers
+    which drop a leading space on the first token (sentencepiece) decode it right, and a step
+    whose bytes end inside a UTF-8 character waits for the next token.
+    """
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.text = ""
+        self._prefix = 0
+        self._read = 0
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        before = self.tokenizer.decode(self.ids[self._prefix : self._read], skip_special_tokens=True)
+        after = self.tokenizer.decode(self.ids[self._prefix :], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.text += after[len(before) :]
+            self._prefix, self._read = self._read, len(self.ids)
+        return self.text
+
+
 class _RowTracker:
     """The per-step hook (a ``StoppingCriteria``) that turns new tokens into answer updates."""
 
@@ -147,22 +173,22 @@ class _RowTracker:
     ):
         self.rows, self.tokenizer, self.eos_ids = rows, tokenizer, eos_ids
         self.settings, self.cancel, self.emit = settings, cancel, emit
-        self.tokens: list[list[int]] = [[] for _ in rows]
+        self.decoders = [IncrementalDecoder(tokenizer) for _ in rows]
         self.finish: list[str | None] = [None] * len(rows)
         self.first_token_at: list[float | None] = [None] * len(rows)
 
     def _advance(self, index: int, token: int, now: float) -> None:
         if self.first_token_at[index] is None:
             self.first_token_at[index] = now
+        decoder = self.decoders[index]
         if token in self.eos_ids:
             self.finish[index] = "eos"
         else:
-            self.tokens[index].append(token)
-        text = self.tokenizer.decode(self.tokens[index], skip_special_tokens=True)
-        text, hit_marker = cut_response(self.rows[index].template, text)
-        if hit_marker and self.finish[index] is None and len(self.tokens[index]) >= self.settings.min_new_tokens:
+            decoder.push(token)
+        text, hit_marker = cut_response(self.rows[index].template, decoder.text)
+        if hit_marker and self.finish[index] is None and len(decoder.ids) >= self.settings.min_new_tokens:
             self.finish[index] = "stop"
-        if self.finish[index] is None and len(self.tokens[index]) >= self.settings.max_new_tokens:
+        if self.finish[index] is None and len(decoder.ids) >= self.settings.max_new_tokens:
             self.finish[index] = "length"
         self.emit(index, text, self.finish[index], now)
 
@@ -212,7 +238,7 @@ def stream_batch(
         first = tracker.first_token_at[index]
         stats = Stats(
             prompt_tokens=len(row.prompt_ids),
-            new_tokens=len(tracker.tokens[index]),
+            new_tokens=len(tracker.decoders[index].ids),
             ttft_s=None if first is None else first - started,
             wall_s=now - started,
             memory_bytes=loaded.footprint,
@@ -248,9 +274,7 @@ def stream_batch(
             for index, reason in enumerate(tracker.finish):
                 if reason is None:  # stopped early: cancelled
                     tracker.finish[index] = "cancelled"
-                    text, _ = cut_response(
-                        rows[index].template, loaded.tokenizer.decode(tracker.tokens[index], skip_special_tokens=True)
-                    )
+                    text, _ = cut_response(rows[index].template, tracker.decoders[index].text)
                     emit(index, text, "cancelled", now)
         except BaseException as error:  # reported to the consumer, never lost in the thread
             updates.put(error)

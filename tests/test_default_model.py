@@ -91,3 +91,21 @@ def test_cli_list_shows_availability():
 def test_cli_unknown_variant_is_a_clear_error():
     result = run_cli("ask", "--variant", "nope", "q")
     assert result.returncode == 2 and "Unknown variant 'nope'" in result.stderr and "smol-base" in result.stderr
+
+
+def test_streamed_greedy_answer_equals_plain_generate(studio):
+    """The streaming pipeline (batched rows, per-step tracker, incremental decoding) changes no token."""
+    import torch
+
+    from medalpaca_core.engine import encode
+    from medalpaca_core.prompts import PromptParts, cut_response, render
+
+    settings = GenerationSettings(max_new_tokens=48)
+    question = "What are the symptoms of diabetes?"
+    streamed = studio.ask(["smol-base"], question, DIABETES_CONTEXT, settings=settings)["smol-base"]
+    loaded, _ = studio.manager.acquire(studio.registry.get("smol-base"))
+    ids = encode("medalpaca", render("medalpaca", PromptParts(question, DIABETES_CONTEXT)), loaded.tokenizer)
+    with torch.inference_mode():
+        out = loaded.model.generate(torch.tensor([ids]), max_new_tokens=48, do_sample=False)
+    plain = loaded.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
+    assert streamed.text == cut_response("medalpaca", plain)[0]

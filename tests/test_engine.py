@@ -156,3 +156,17 @@ def test_quantized_groups_run_beside_the_full_one(studio):
 def test_chat_turn_uses_history(studio):
     answers = list(studio.chat("tiny", [("Hello", "Hi, how can I help?")], "What is asthma?", GREEDY))
     assert answers[-1].status == "done" and answers[-1].stats.prompt_tokens > 0
+
+
+def test_incremental_decoding_equals_full_decode(default_model_dir):
+    from transformers import AutoTokenizer
+
+    from medalpaca_core.generation import IncrementalDecoder
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
+    text = "Naïve café patients — 糖尿病 (diabetes) 🩺: polyuria,  polydipsia\n\n* weight loss<|im_end|> done"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoder = IncrementalDecoder(tokenizer)
+    for token in ids:
+        decoder.push(token)
+    assert decoder.text == tokenizer.decode(ids, skip_special_tokens=True)
