@@ -64,7 +64,7 @@ def fit_prompt(
     """Prompt ids that leave room for the answer, cutting history or context if needed."""
     limit = window - max_new_tokens
     truncated = False
-    for _ in range(64):
+    for _ in range(len(parts.history) + 64):  # one pass per chat turn that may have to go, then context cuts
         ids = encode(template, render(template, parts, tokenizer), tokenizer)
         if len(ids) <= limit:
             return ids, truncated
@@ -168,9 +168,10 @@ class Studio:
                 yield dict(answers)
         finally:
             if finished_groups < len(workers):
+                # The consumer left early (Stop, a closed stream, a client gone): the workers stop at their next
+                # token, or skip generating once a load in progress ends. Not joined: Gradio closes streams on its
+                # event loop, which a join would block for as long as a model takes to load.
                 cancel.set()
-            for worker in workers:
-                worker.join()
 
     def _run_group(
         self,
