@@ -46,6 +46,7 @@ class GenerationSettings:
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.top_k >= 0, "top_k must be 0 (off) or positive"),
             (0.5 <= self.repetition_penalty <= 2, "repetition_penalty must be between 0.5 and 2"),
+            (self.seed is None or 0 <= self.seed < 2**32, "seed must be 0..4294967295"),  # torch overflows on huge ones
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:

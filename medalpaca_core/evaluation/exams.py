@@ -105,10 +105,24 @@ def read_text(path: Path) -> str:
     return text
 
 
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads`` for a user's file; what it accepts but nothing after it can use is an ExamError too:
+    nesting deep enough to exhaust the stack, integers of thousands of digits, lone UTF-16 surrogates
+    (``"\\ud800"``, which no tokenizer or UTF-8 file takes)."""
+    try:
+        document = json.loads(text)
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except json.JSONDecodeError:
+        raise  # the callers say where, with the line
+    except (RecursionError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+        raise ExamError(f"{where} is not usable exam data: {type(error).__name__}: {error}") from None
+    return document
+
+
 def read_json(path: Path) -> Any:
     text = read_text(path)
     try:
-        return json.loads(text)
+        return parse_json(text, str(path))
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise ExamError(f"{path} is not valid JSON: {error.msg} at {where}") from error
@@ -193,7 +207,7 @@ def load_jsonl(path: Path) -> list[Question]:
             continue
         where = f"{path}, line {number}"
         try:
-            entry = json.loads(line)
+            entry = parse_json(line, where)
         except json.JSONDecodeError as error:
             raise ExamError(f"{where}: not valid JSON: {error.msg}") from error
         text, options = check_question(entry, where)
