@@ -3,6 +3,7 @@
 ``python app.py`` (or ``make demo``) serves it on http://127.0.0.1:7860. Set GRADIO_SERVER_NAME=0.0.0.0
 to serve the network (a Space does) and GRADIO_SERVER_PORT to pick the port. Startup loads no
 model: each variant is loaded the first time a question needs it, with progress shown meanwhile.
+What the app promises a public audience (limits, rate limit, what it loads) is in SECURITY.md.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import os
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from medalpaca_core.engine import Studio
+from medalpaca_core.evaluation.exams import MAX_EXAM_BYTES
+from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import SpeedLog
 from medalpaca_core.votes import VoteStore
 from ui.chat import build_chat_tab
 from ui.compare import build_compare_tab
-from ui.evaluate import build_evaluate_tab
+from ui.evaluate import MAX_UPLOAD_FILES, build_evaluate_tab
+from ui.http_limits import BodySizeLimit, MiB
 from ui.models import build_models_tab
 
 TITLE = "MedAlpaca Studio"
@@ -42,26 +47,36 @@ CSS = """
 """
 
 
-def build_demo(studio: Studio | None = None) -> gr.Blocks:
-    """The whole app; ``studio`` defaults to the registry and model manager of this machine."""
+def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None) -> gr.Blocks:
+    """The whole app; ``studio`` defaults to the registry and model manager of this machine, ``limiter`` (shared
+    by every endpoint that runs a model) to MEDALPACA_RATE_LIMIT."""
     studio = studio or Studio()
+    limiter = limiter or RateLimiter.from_env()
     speeds = SpeedLog()  # decode speeds measured while this app runs, shown beside slow variants
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
-            build_compare_tab(studio, VoteStore(), speeds)
-            build_chat_tab(studio, speeds)
+            build_compare_tab(studio, VoteStore(), speeds, limiter)
+            build_chat_tab(studio, speeds, limiter)
             with gr.Tab("Evaluate"):
-                build_evaluate_tab(studio)
+                build_evaluate_tab(studio, limiter)
             build_models_tab(studio)
     return demo
 
 
-def launch(demo: gr.Blocks, **options: Any) -> tuple[Any, str, str]:
-    """Queue and serve ``demo``: 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; ``options`` go to launch."""
-    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, **options: Any) -> tuple[Any, str, str]:
+    """Queue and serve ``demo``: 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; ``options`` go to launch.
+
+    Requests beyond ``queue_size`` waiting are refused with "Queue is full" rather than piling up; uploads
+    are capped at an exam file's size and other request bodies far above any real question (413).
+    """
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=queue_size)
     options.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    return demo.launch(theme=THEME, css=CSS, **options)
+    uploads = MAX_UPLOAD_FILES * MAX_EXAM_BYTES + MiB  # the files of one exam in one request, plus form overhead
+    middleware = [Middleware(BodySizeLimit, upload_max_bytes=uploads)]
+    return demo.launch(
+        theme=THEME, css=CSS, max_file_size=MAX_EXAM_BYTES, app_kwargs={"middleware": middleware}, **options
+    )
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from app import build_demo, launch
 from medalpaca_core.engine import Request, Studio, validate_parts
 from medalpaca_core.generation import Answer, GenerationSettings, Stats
 from medalpaca_core.loader import ModelManager
+from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.registry import Registry, Variant
 from tests.tiny import build_tiny_lora
 
@@ -76,13 +77,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(studio: Studio, home: Path, default_model_dir: str) -> Iterator[str]:
-    """Serve the app built on ``studio`` with MEDALPACA_HOME at ``home``; yields its URL."""
+def serve(
+    studio: Studio, home: Path, default_model_dir: str, limiter: RateLimiter | None = None, **options
+) -> Iterator[str]:
+    """Serve the app built on ``studio`` with MEDALPACA_HOME at ``home``; yields its URL.
+
+    ``limiter`` defaults to no rate limit (the app tests send many requests from one address);
+    ``options`` go to ``app.launch`` (``queue_size``, for instance).
+    """
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MEDALPACA_HOME", str(home))
         env.setenv("MEDALPACA_DEFAULT_MODEL", default_model_dir)  # no second conversion into the new home
-        demo = build_demo(studio)
-        _, url, _ = launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        demo = build_demo(studio, limiter or RateLimiter(None))
+        _, url, _ = launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True, **options)
         try:
             yield url.rstrip("/")
         finally:

@@ -13,13 +13,16 @@ import gradio as gr
 
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation import Answer
+from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import SpeedLog, default_variants, variant_choices
 
 from .common import (
     INPUT_ERRORS,
     CancelBoard,
+    admit,
     disclaimer,
     literal_html,
+    plain_text,
     settings_accordion,
     settings_from,
     throttled,
@@ -27,6 +30,9 @@ from .common import (
 )
 
 History = list[tuple[str, str]]
+# Turns a session keeps: older ones seldom fit a prompt beside them, and the history lives in server
+# memory for as long as the session does.
+MAX_HISTORY_TURNS = 32
 
 
 def chat_messages(history: History, pending: tuple[str, str] | None = None) -> list[dict[str, str]]:
@@ -53,8 +59,8 @@ def turn_status(answer: Answer) -> str:
 class ChatTab:
     """Builds the tab's widgets and holds the handlers that wire them to the studio."""
 
-    def __init__(self, studio: Studio, speeds: SpeedLog):
-        self.studio, self.speeds = studio, speeds
+    def __init__(self, studio: Studio, speeds: SpeedLog, limiter: RateLimiter):
+        self.studio, self.speeds, self.limiter = studio, speeds, limiter
         self.cancels = CancelBoard()
 
     def chat(
@@ -72,7 +78,9 @@ class ChatTab:
         """Stream one answer; the turn joins the history only when the model answered without error."""
         history = [tuple(turn) for turn in history or []]
         if not variant_id:
-            raise gr.Error("No variant selected: pick the model variant to chat with.")
+            raise user_error("No variant selected: pick the model variant to chat with.")
+        admit(self.limiter, request)
+        message = plain_text(message)
         settings = settings_from(temperature, top_p, top_k, max_new_tokens, seed)
         cancel = self.cancels.start(request.session_hash)
         answer = Answer(variant_id)
@@ -88,7 +96,7 @@ class ChatTab:
         if answer.status == "error":
             yield [chat_messages(history), message, history, turn_status(answer)]
             return
-        history = [*history, (message, answer.text)]
+        history = [*history, (message, answer.text)][-MAX_HISTORY_TURNS:]
         yield [chat_messages(history), "", history, turn_status(answer)]
 
     def stop(self, request: gr.Request) -> None:
@@ -147,8 +155,8 @@ class ChatTab:
         )
 
 
-def build_chat_tab(studio: Studio, speeds: SpeedLog) -> ChatTab:
-    chat = ChatTab(studio, speeds)
+def build_chat_tab(studio: Studio, speeds: SpeedLog, limiter: RateLimiter) -> ChatTab:
+    chat = ChatTab(studio, speeds, limiter)
     with gr.Tab("Chat"):
         chat.build()
     return chat

@@ -1,8 +1,14 @@
-"""What every tab shares: the medical disclaimer, generation settings, error messages, text escaping, Stop."""
+"""What every tab shares: the disclaimer, generation settings, input checks, error messages, escaping, Stop.
+
+Everything a handler receives may come from a script calling the API rather than from the page, so
+inputs are checked here, on the server: text is made into plain valid text, settings are range-checked,
+and every run of a model first passes the per-client rate limit.
+"""
 
 from __future__ import annotations
 
 import html
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -13,6 +19,7 @@ import gradio as gr
 
 from medalpaca_core.generation import PRESETS, GenerationSettings, SettingsError
 from medalpaca_core.prompts import PromptError
+from medalpaca_core.ratelimit import RateLimited, RateLimiter
 from medalpaca_core.registry import UnknownVariantError
 
 DISCLAIMER = (
@@ -22,6 +29,13 @@ DISCLAIMER = (
 # Input mistakes the core reports before any model runs; they become a message in the page.
 INPUT_ERRORS = (PromptError, SettingsError, UnknownVariantError)
 STREAM_INTERVAL_S = 0.1  # at most ~10 page updates a second, whatever the token rate
+MAX_SEED = 2**32 - 1  # GenerationSettings.validated() checks the same range
+# C0 control characters but tab, line feed and carriage return, and DEL: never part of a question, and
+# terminal escapes among them would reach whatever displays the stored votes and exports.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Halves of UTF-16 surrogate pairs, alone: JSON can carry them ("\\ud800"), UTF-8 cannot, so tokenizers,
+# SQLite and the page's own messages would fail on them.
+LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 T = TypeVar("T")
 
@@ -35,9 +49,35 @@ def literal_html(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def user_error(error: Exception) -> gr.Error:
-    """A modal with the core's message; escaped, since gr.Error renders HTML and ids come from users."""
-    return gr.Error(html.escape(str(error)), title="Cannot run this")
+def user_error(error: Exception | str, title: str = "Cannot run this") -> gr.Error:
+    """A modal with the message; escaped, since gr.Error renders HTML and ids come from users.
+
+    Kept out of the server log: a refused input is not a fault of the server, and a traceback for
+    each one would bury the real faults.
+    """
+    return gr.Error(html.escape(plain_text(error)), title=title, print_exception=False)
+
+
+def plain_text(value: object) -> str:
+    """Text from the page or the API as models, votes, exports and messages get it: a string (None is empty),
+    valid Unicode (lone surrogates become U+FFFD) and without control characters."""
+    text = "" if value is None else str(value)
+    return CONTROL_CHARACTERS.sub("", LONE_SURROGATES.sub("\ufffd", text))
+
+
+def client_address(request: gr.Request | None) -> str:
+    """Whom a request comes from, for the rate limit: the peer's address. Behind a reverse proxy that
+    uvicorn trusts (FORWARDED_ALLOW_IPS), that is the forwarded client's address (see SECURITY.md)."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or "unknown"
+
+
+def admit(limiter: RateLimiter, request: gr.Request | None) -> None:
+    """Count one model run against the client's rate limit, or refuse it with the time to wait."""
+    try:
+        limiter.admit(client_address(request))
+    except RateLimited as error:
+        raise user_error(error, title="Too many requests") from error
 
 
 def throttled(snapshots: Iterable[T], finished: Callable[[T], bool]) -> Iterator[T]:
@@ -78,6 +118,9 @@ class CancelBoard:
             event.set()
 
     def finish(self, session: str | None, event: threading.Event) -> None:
+        """The handler is done (finished, failed, or closed because its client left): whatever still
+        runs for it stops at the next token, without waiting for the garbage collector to close the stream."""
+        event.set()
         with self._lock:
             if self._events.get(session or "") is event:
                 del self._events[session or ""]
@@ -116,7 +159,13 @@ def settings_accordion(preset: str = "greedy") -> SettingsControls:
             top_p=gr.Slider(0.05, 1, value=start.top_p, step=0.05, label="top_p"),
             top_k=gr.Slider(0, 200, value=start.top_k, step=1, label="top_k (0 = off)"),
             max_new_tokens=gr.Slider(1, 512, value=start.max_new_tokens, step=1, label="Max new tokens"),
-            seed=gr.Number(value=None, precision=0, label="Seed (blank = random; only matters when sampling)"),
+            seed=gr.Number(
+                value=None,
+                minimum=0,
+                maximum=MAX_SEED,
+                step=1,
+                label="Seed (blank = random; only matters when sampling)",
+            ),
         )
     controls.preset.change(
         apply_preset,
@@ -136,8 +185,11 @@ def apply_preset(name: str) -> tuple[float, float, int, int]:
 def settings_from(
     temperature: float, top_p: float, top_k: float, max_new_tokens: float, seed: float | None
 ) -> GenerationSettings:
-    """The sliders as validated settings; out-of-range values (possible through the API) raise gr.Error."""
+    """The sliders as validated settings; values the page cannot send (NaN, fractions of a token, a
+    seed that is not a whole number: all possible through the API) raise gr.Error."""
     try:
+        if seed is not None and seed != int(seed):
+            raise SettingsError(f"Invalid generation settings: the seed must be a whole number, not {seed}")
         return GenerationSettings(
             max_new_tokens=int(max_new_tokens),
             temperature=float(temperature),
@@ -147,3 +199,5 @@ def settings_from(
         ).validated()
     except SettingsError as error:
         raise user_error(error) from error
+    except (TypeError, ValueError, OverflowError) as error:  # int(NaN), int(None), int(inf)
+        raise user_error(f"Invalid generation settings: {error}") from error

@@ -18,14 +18,17 @@ import gradio as gr
 from medalpaca_core.engine import Studio
 from medalpaca_core.export import Comparison, write_exports
 from medalpaca_core.generation import Answer
+from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import MAX_VARIANTS, SpeedLog, default_variants, variant_choices
-from medalpaca_core.votes import ALL_BAD, VoteError, VoteStore
+from medalpaca_core.votes import ALL_BAD, VoteError, VoteStorageError, VoteStore
 
 from .common import (
     INPUT_ERRORS,
     CancelBoard,
+    admit,
     disclaimer,
     literal_html,
+    plain_text,
     settings_accordion,
     settings_from,
     throttled,
@@ -91,8 +94,8 @@ def leaderboard_rows(votes: VoteStore) -> list[list[Any]]:
 class CompareTab:
     """Builds the tab's widgets and holds the handlers that wire them to the studio."""
 
-    def __init__(self, studio: Studio, votes: VoteStore, speeds: SpeedLog):
-        self.studio, self.votes, self.speeds = studio, votes, speeds
+    def __init__(self, studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter):
+        self.studio, self.votes, self.speeds, self.limiter = studio, votes, speeds, limiter
         self.cancels = CancelBoard()
 
     def label(self, ident: str) -> str:
@@ -135,12 +138,14 @@ class CompareTab:
         """Stream every variant's answer into its column; finish with the vote choices and the exports."""
         variant_ids = list(dict.fromkeys(variant_ids or []))
         if len(variant_ids) > MAX_VARIANTS:
-            raise gr.Error(f"Pick at most {MAX_VARIANTS} variants; {len(variant_ids)} are selected.")
+            raise user_error(f"Pick at most {MAX_VARIANTS} variants; {len(variant_ids)} are selected.")
+        admit(self.limiter, request)
+        question, context = plain_text(question), plain_text(context)
         settings = settings_from(temperature, top_p, top_k, max_new_tokens, seed)
         cancel = self.cancels.start(request.session_hash)
         started = time.perf_counter()
         try:
-            stream = self.studio.stream(variant_ids, question, context or "", settings, cancel)
+            stream = self.studio.stream(variant_ids, question, context, settings, cancel)
         except INPUT_ERRORS as error:
             self.cancels.finish(request.session_hash, cancel)
             raise user_error(error) from error
@@ -155,7 +160,7 @@ class CompareTab:
             self.cancels.finish(request.session_hash, cancel)
         self.speeds.record(answers.values())
         labels = {ident: self.label(ident) for ident in variant_ids}
-        comparison = Comparison.from_answers(question, context or "", settings, answers, labels)
+        comparison = Comparison.from_answers(question, context, settings, answers, labels)
         vote_choices = [*variant_ids, ("All bad", ALL_BAD)]
         # Gradio copies the files into its own cache (cleaned by the app's delete_cache) before the
         # generator resumes, so the originals can go with their temporary folder.
@@ -180,18 +185,25 @@ class CompareTab:
 
     def vote(self, comparison: Comparison | None, winner: str | None) -> list[list[Any]]:
         if comparison is None:
-            raise gr.Error("Run a comparison first, then vote for its best answer.")
+            raise user_error("Run a comparison first, then vote for its best answer.")
         if not winner:
-            raise gr.Error("Pick the best answer (or 'All bad') before voting.")
+            raise user_error("Pick the best answer (or 'All bad') before voting.")
         try:
             self.votes.record(comparison, winner)
         except VoteError as error:
             raise user_error(error) from error
+        except VoteStorageError as error:
+            raise user_error(error, title="Vote not saved") from error
         gr.Info("Vote saved. Thank you!")
         return self.leaderboard()
 
     def leaderboard(self) -> list[list[Any]]:
-        return leaderboard_rows(self.votes)
+        """The standings; a votes database that cannot be read gives an empty table and a notice, not a broken page."""
+        try:
+            return leaderboard_rows(self.votes)
+        except VoteStorageError as error:
+            gr.Warning(literal_html(str(error)))
+            return []
 
     def build(self) -> None:
         disclaimer()
@@ -276,8 +288,8 @@ class CompareTab:
         vote.click(self.vote, [comparison, winner], leaderboard, api_name="vote", concurrency_limit=None)
 
 
-def build_compare_tab(studio: Studio, votes: VoteStore, speeds: SpeedLog) -> CompareTab:
-    compare = CompareTab(studio, votes, speeds)
+def build_compare_tab(studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter) -> CompareTab:
+    compare = CompareTab(studio, votes, speeds, limiter)
     with gr.Tab("Compare"):
         compare.build()
     return compare

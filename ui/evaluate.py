@@ -26,8 +26,9 @@ from medalpaca_core.evaluation import (
     run_evaluation,
 )
 from medalpaca_core.evaluation.report import paper_markdown, results_markdown
+from medalpaca_core.ratelimit import RateLimiter
 
-from .common import disclaimer, literal_html, user_error
+from .common import admit, disclaimer, literal_html, user_error
 
 SAMPLE, UPLOAD = "sample", "upload"
 MAX_UPLOAD_FILES = 12  # three steps with solutions and image lists, and a few JSONL files
@@ -82,13 +83,14 @@ def evaluate(
     return text, files["chart"], files.get("results")
 
 
-def build_evaluate_tab(studio: Studio) -> None:
+def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
     """The tab's widgets and events; ``app.py`` calls this inside ``gr.Tab("Evaluate")``."""
 
-    def run(variant_ids, source, files, mode, limit, progress=gr.Progress()):  # noqa: B008 (Gradio's progress bar)
+    def run(variant_ids, source, files, mode, limit, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        admit(limiter, request)  # an evaluation runs models like a comparison: same per-client limit
         try:
             return evaluate(studio, variant_ids, source, files, mode, limit, progress)
-        except (ValueError, KeyError) as error:  # bad exam, settings or results folder: a message, not a crash
+        except (ValueError, KeyError, OSError) as error:  # bad exam, settings, results folder or full disk: a message
             raise user_error(error) from error
 
     disclaimer()
