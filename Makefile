@@ -46,10 +46,10 @@ clean:
 FINETUNE := OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) -m finetune
 .PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune
 
-adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (~40 min on 2 CPU cores)
+adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (15-40 min on 2 CPU cores)
 	$(FINETUNE) --config medalpaca-smol-lora --overwrite
 
-adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base
+adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (~40 min)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite
 
 finetune-full: prepare  ## full fine-tune into $MEDALPACA_HOME/finetuned/medalpaca-smol-full (too large to commit)
