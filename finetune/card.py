@@ -22,9 +22,9 @@ from medalpaca_core.paths import ASSETS_DIR, BUNDLED_ADAPTERS_DIR, finetuned_dir
 from medalpaca_core.registry import VARIANT_FILE
 
 from .config import FinetuneConfig, portable_base
+from .data import PreparedData, Source
 
 if TYPE_CHECKING:
-    from .data import PreparedData
     from .train import TrainResult
 
 CARD_FILE = "README.md"
@@ -46,7 +46,7 @@ KNOWN_ORIGINS = {"medical_meadow_small.train.json": "medalpaca/medical_meadow_wi
 
 def with_defaults(config: FinetuneConfig) -> FinetuneConfig:
     """Fill the label and description the app shows from what the run is."""
-    sources = ", ".join(Path(spec.rsplit(":", 1)[0]).name for spec in config.data.sources)
+    sources = ", ".join(Source.parse(spec).name for spec in config.data.sources)
     description = f"{METHOD_NAMES[config.method]} of {portable_base(config.base)} on {sources}."
     return replace(config, label=config.label or config.variant_name, description=config.description or description)
 

@@ -101,7 +101,10 @@ class FinetuneConfig:
     method: str = field(default="", metadata={"help": "how to fine-tune", "choices": METHODS})
     base: str = field(default=DEFAULT_ALIAS, metadata={"help": "Hub id, local folder or @default"})
     output: str = field(default="", metadata={"help": "output folder (default: MEDALPACA_HOME/finetuned/NAME)"})
-    name: str = field(default="", metadata={"help": "variant name (default: derived from base and method)"})
+    name: str = field(
+        default="",
+        metadata={"help": "folder under MEDALPACA_HOME/finetuned, the app's local/NAME (ignored with --output)"},
+    )
     label: str = field(default="", metadata={"help": "label shown in the app"})
     description: str = field(default="", metadata={"help": "description shown in the app"})
     serve_quantization: str = field(
@@ -124,7 +127,10 @@ class FinetuneConfig:
 
     @property
     def variant_name(self) -> str:
-        return self.name or Path(self.output).name or f"medalpaca-{base_slug(self.base)}-{self.method}"
+        """The folder's name, which is also the app's variant id (``local/NAME`` under finetuned/)."""
+        if self.output:
+            return Path(self.output).name
+        return self.name or f"medalpaca-{base_slug(self.base)}-{self.method}"
 
     @property
     def output_dir(self) -> Path:

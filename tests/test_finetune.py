@@ -146,6 +146,14 @@ def test_full_model_folder_is_listed_as_its_own_base(finetuned, tmp_path):
     assert variant.base == str(result.output_dir) and variant.adapter is None
 
 
+def test_default_output_is_where_the_app_looks(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDALPACA_HOME", str(tmp_path))
+    config = resolve({"method": "lora", "data": {"sources": ["x.json"]}}, {})
+    assert config.output_dir == tmp_path / "finetuned" / "medalpaca-smol-lora"
+    assert replace(config, name="mine").output_dir == tmp_path / "finetuned" / "mine"
+    assert replace(config, name="mine", output=str(tmp_path / "elsewhere")).variant_name == "elsewhere"
+
+
 def test_default_base_is_written_as_its_hub_id():
     assert portable_base("@default") == DEFAULT_HUB_ID
     assert portable_base("/home/x/.cache/medalpaca-studio/models/SmolLM2-135M-Instruct") == DEFAULT_HUB_ID
