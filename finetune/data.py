@@ -19,6 +19,7 @@ from typing import Any
 
 from medalpaca_core import hub
 from medalpaca_core.engine import encode
+from medalpaca_core.evaluation.perplexity import QAPair  # the {instruction, input, output} record
 from medalpaca_core.prompts import DEFAULT_INSTRUCTION, PromptParts, render
 
 from .config import DataConfig
@@ -57,13 +58,6 @@ class Source:
     @property
     def is_hub(self) -> bool:
         return not Path(self.location).expanduser().exists() and hub.looks_like_hub_id(self.location)
-
-
-@dataclass(frozen=True)
-class Record:
-    instruction: str
-    input: str
-    output: str
 
 
 @dataclass(frozen=True)
@@ -181,12 +175,12 @@ def problem_report(problems: list[Problem]) -> str:
 
 def load_records(
     sources: list[Source], seed: int, skip_malformed: bool
-) -> tuple[list[Record], dict[str, int], list[Problem]]:
+) -> tuple[list[QAPair], dict[str, int], list[Problem]]:
     """All sources mixed, each capped to a seeded random sample; malformed records stop the run.
 
     With ``skip_malformed`` they are left out and reported instead -- never dropped silently.
     """
-    records: list[Record] = []
+    records: list[QAPair] = []
     used: dict[str, int] = {}
     problems: list[Problem] = []
     for source in sources:
@@ -195,7 +189,7 @@ def load_records(
             reason = check_record(item)
             if reason is None:
                 instruction = (item.get("instruction") or "").strip() or DEFAULT_INSTRUCTION
-                valid.append(Record(instruction, item["input"].strip(), item["output"].strip()))
+                valid.append(QAPair(instruction, item["input"].strip(), item["output"].strip()))
             else:
                 problems.append(Problem(source.name, index, reason))
         if source.cap is not None and source.cap < len(valid):
@@ -213,7 +207,7 @@ def load_records(
     return records, used, problems
 
 
-def split(records: list[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+def split(records: list[QAPair], fraction: float, seed: int) -> tuple[list[QAPair], list[QAPair]]:
     """Hold out ``fraction`` of the distinct questions (seeded), so a repeated question never
     lands on both sides and inflates the validation score."""
     questions = list(dict.fromkeys((r.instruction, r.input) for r in records))
@@ -227,7 +221,7 @@ def split(records: list[Record], fraction: float, seed: int) -> tuple[list[Recor
 
 
 def encode_example(
-    record: Record, tokenizer: Any, template: str, cutoff: int, train_on_inputs: bool
+    record: QAPair, tokenizer: Any, template: str, cutoff: int, train_on_inputs: bool
 ) -> dict[str, list[int]] | None:
     """Token ids and labels of one record, or None when the prompt alone fills the cutoff."""
     prompt = render(template, PromptParts(question=record.input, instruction=record.instruction), tokenizer)
@@ -248,7 +242,7 @@ def prepare(config: DataConfig, tokenizer: Any) -> PreparedData:
     train_records, val_records = split(records, config.val_fraction, config.split_seed)
     cutoff = config.cutoff
 
-    def tokenized(part: list[Record]) -> list[dict[str, list[int]]]:
+    def tokenized(part: list[QAPair]) -> list[dict[str, list[int]]]:
         encoded = (encode_example(r, tokenizer, config.template, cutoff, config.train_on_inputs) for r in part)
         return [example for example in encoded if example is not None]
 

@@ -26,7 +26,6 @@ from finetune.data import (
     IGNORE_INDEX,
     Collator,
     DataError,
-    Record,
     Source,
     encode_example,
     load_records,
@@ -36,6 +35,7 @@ from finetune.data import (
 from finetune.train import run
 from medalpaca_core.default_model import DEFAULT_HUB_ID
 from medalpaca_core.engine import Studio, encode
+from medalpaca_core.evaluation.perplexity import QAPair
 from medalpaca_core.generation import GenerationSettings
 from medalpaca_core.loader import ModelManager, load_tokenizer
 from medalpaca_core.paths import ASSETS_DIR, REGISTRY_FILE
@@ -205,7 +205,7 @@ def test_resume_continues_from_the_checkpoint_without_repeating(tiny_dir, tmp_pa
 
 
 def test_masking_covers_exactly_the_prompt_and_the_padding(tokenizer):
-    record = Record("Answer this question truthfully", QUESTION, "Wheezing and shortness of breath.")
+    record = QAPair("Answer this question truthfully", QUESTION, "Wheezing and shortness of breath.")
     prompt_ids = encode("medalpaca", render("medalpaca", PromptParts(question=QUESTION), tokenizer), tokenizer)
     masked = encode_example(record, tokenizer, "medalpaca", cutoff=256, train_on_inputs=False)
     ids, labels = masked["input_ids"], masked["labels"]
