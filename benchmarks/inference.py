@@ -13,7 +13,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from medalpaca_core.default_model import DEFAULT_ALIAS
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation import GenerationSettings
 from medalpaca_core.loader import ModelManager
+from medalpaca_core.memory import peak_rss_bytes
 from medalpaca_core.registry import Registry, Variant
 
 NEW_TOKENS = 128
@@ -144,7 +144,7 @@ def _rss_child(mode: str, k: int, adapters: list[str], queue: multiprocessing.Qu
         for folder in adapters[:k]:
             model, _ = load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
             copies.append(PeftModel.from_pretrained(model, folder))
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    queue.put(peak_rss_bytes())
 
 
 def peak_rss(mode: str, k: int, adapters: list[Path]) -> int:

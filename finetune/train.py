@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from medalpaca_core.loader import load_pretrained, load_tokenizer, resolve_base, resolve_dtype
+from medalpaca_core.memory import peak_rss_bytes
 
 from . import card
 from .config import FinetuneConfig, portable_base, validate
@@ -67,12 +66,6 @@ class TrainResult:
             f"{loss(self.val_loss_before)} -> {loss(self.val_loss_after)}; {self.tokens_per_s:.0f} tokens/s, "
             f"peak RSS {self.peak_rss_bytes / 2**20:,.0f} MiB; saved to {self.output_dir}"
         )
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def training_device() -> str:

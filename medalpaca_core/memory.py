@@ -102,3 +102,23 @@ def refusal_message(name: str, needed: Estimate, available: int) -> str:
     if options:
         message += " Try a quantized variant: " + "; ".join(options) + "."
     return message
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process.
+
+    Linux's ``VmHWM`` belongs to the current program image; ``ru_maxrss`` survives ``exec`` and so
+    reports the parent's peak in a freshly spawned child, which would hide what the child itself used.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
