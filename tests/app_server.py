@@ -1,4 +1,4 @@
-"""The web app served on a free localhost port for the app tests (HTTP client and browser).
+"""The web app served on a free localhost port for the app tests (HTTP client and browser), and their helpers.
 
 The app runs on the tiny random LLaMA, plus variants that exercise every failure the page must
 report: one unavailable offline, one whose adapter file is corrupt (it fails while loading), and
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from gradio_client import Client
 
 from app import build_demo, launch
 from medalpaca_core.engine import Request, Studio, validate_parts
@@ -23,6 +24,10 @@ from medalpaca_core.registry import Registry, Variant
 from tests.tiny import build_tiny_lora
 
 ECHO = "echo"
+QUESTION = "What are the symptoms of diabetes?"
+CONTEXT = "Diabetes is a chronic disease of high blood sugar."
+TRIO = ["tiny-lora-0", "tiny-lora-1", "tiny-lora-2"]
+SHORT = {"temperature": 0, "top_p": 1, "top_k": 0, "max_new_tokens": 16, "seed": None}
 
 
 class EchoStudio(Studio):
@@ -41,6 +46,16 @@ class EchoStudio(Studio):
         if echoed and not rest:
             return iter([echoed])
         return ({**snapshot, **echoed} for snapshot in super().stream_requests(rest, settings, cancel))
+
+
+def compare(client: Client, variants, question=QUESTION, context=CONTEXT, **settings):
+    """Run /compare; return (number of streamed updates, final outputs as a dict)."""
+    job = client.submit(variants, context, question, *{**SHORT, **settings}.values(), api_name="/compare")
+    outputs = job.result()  # not `for _ in job`: gradio_client iterates a refused job ("Queue is full") forever
+    updates = len(job.outputs())
+    columns = [(outputs[2 * n], outputs[2 * n + 1]) for n in range(4)]  # (answer update, status line)
+    answers = {column["label"]: (column["value"], status) for column, status in columns if column["label"] in variants}
+    return updates, {"answers": answers, "run": outputs[8], "vote": outputs[9], "files": outputs[10:12]}
 
 
 def corrupt_adapter(folder: Path, good_adapter: Path) -> Path:
@@ -111,3 +126,22 @@ def default_app(tmp_path, default_model_dir) -> Iterator[tuple[str, Studio]]:
     studio = Studio(Registry.load(finetuned=tmp_path / "finetuned"), ModelManager(device="cpu"))
     with serve(studio, tmp_path / "home", default_model_dir) as url:
         yield url, studio
+
+
+def main() -> None:
+    """``python -m tests.app_server TINY_DIR ADAPTER... --scratch DIR --port N``: the tiny app in its own process,
+    for tests that must kill a real server (MEDALPACA_HOME and MEDALPACA_DEFAULT_MODEL come from the environment)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("tiny_dir", type=Path)
+    parser.add_argument("adapters", type=Path, nargs="+")
+    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    registry = tiny_app_registry(args.tiny_dir, args.adapters, args.scratch)
+    launch(build_demo(EchoStudio(registry, ModelManager(device="cpu"))), server_port=args.port, quiet=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,29 +13,15 @@ from gradio_client.exceptions import AppError
 from medalpaca_core.engine import MAX_QUESTION_CHARS
 from medalpaca_core.selection import default_variants
 from medalpaca_core.votes import ALL_BAD, VOTES_FILE
+from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app and default_app fixtures
-
-QUESTION = "What are the symptoms of diabetes?"
-CONTEXT = "Diabetes is a chronic disease of high blood sugar."
-TRIO = ["tiny-lora-0", "tiny-lora-1", "tiny-lora-2"]
-SHORT = {"temperature": 0, "top_p": 1, "top_k": 0, "max_new_tokens": 16, "seed": None}
 
 
 @pytest.fixture
 def client(tiny_app) -> Client:
     """A fresh browser session (its own state) on the module's app."""
     return Client(tiny_app[0], verbose=False)
-
-
-def compare(client: Client, variants, question=QUESTION, context=CONTEXT, **settings):
-    """Run /compare; return (number of streamed updates, final outputs as a dict)."""
-    job = client.submit(variants, context, question, *{**SHORT, **settings}.values(), api_name="/compare")
-    updates = sum(1 for _ in job)
-    outputs = job.result()
-    columns = [(outputs[2 * n], outputs[2 * n + 1]) for n in range(4)]  # (answer update, status line)
-    answers = {column["label"]: (column["value"], status) for column, status in columns if column["label"] in variants}
-    return updates, {"answers": answers, "run": outputs[8], "vote": outputs[9], "files": outputs[10:12]}
 
 
 def test_three_variants_stream_three_answers(client):
