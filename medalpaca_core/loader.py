@@ -245,13 +245,33 @@ class LoadedModel:
         return name
 
 
+@dataclass
+class _Loading:
+    """A base being loaded: the memory granted to it, and what became of it, for those who wait on it."""
+
+    estimate: Estimate | None
+    done: threading.Event = field(default_factory=threading.Event)
+    model: LoadedModel | None = None
+    error: BaseException | None = None
+
+    @property
+    def reserved_bytes(self) -> int:
+        return self.estimate.bytes if self.estimate else 0
+
+
 class ModelManager:
-    """Loads, shares, caches and releases models within the memory there is."""
+    """Loads, shares, caches and releases models within the memory there is.
+
+    Loads run outside the manager's lock, so that a base taking minutes to load (a 7B model, the default
+    model's first conversion) holds up neither the variants already loaded nor anyone listing models;
+    whoever needs a base that is being loaded waits for that load instead of starting another.
+    """
 
     def __init__(self, budget_bytes: int | None = None, device: str | None = None):
         self.device = device or pick_device()
         self.budget = budget_bytes if budget_bytes is not None else budget_from_env()
         self._models: OrderedDict[BaseKey, LoadedModel] = OrderedDict()
+        self._loading: dict[BaseKey, _Loading] = {}
         self._lock = threading.RLock()
 
     def key_for(self, variant: Variant) -> BaseKey:
@@ -270,23 +290,22 @@ class ModelManager:
             return list(self._models.values())
 
     def held_bytes(self) -> int:
-        return sum(model.reserved_bytes for model in self.loaded())
+        """What loaded models take, plus what loads in progress were granted."""
+        with self._lock:
+            return sum(item.reserved_bytes for item in [*self._models.values(), *self._loading.values()])
 
     def available_bytes(self) -> int:
-        """Free memory now, capped by the budget net of what is already held."""
-        free = free_bytes(self.device)
-        if self.budget is not None:
-            free = min(free, self.budget - self.held_bytes())
+        """Free memory now (less what loads in progress have yet to take), capped by the budget net of what is held."""
+        with self._lock:
+            free = free_bytes(self.device) - sum(loading.reserved_bytes for loading in self._loading.values())
+            if self.budget is not None:
+                free = min(free, self.budget - self.held_bytes())
         return max(free, 0)
 
     def acquire(self, variant: Variant) -> tuple[LoadedModel, str]:
         """The loaded base of ``variant`` and the adapter name to generate with."""
         key = self.key_for(variant)
-        with self._lock:
-            loaded = self._models.get(key)
-            if loaded is None:
-                loaded = self._load(variant, key)
-            self._models.move_to_end(key)
+        loaded = self._base(variant, key)
         if not variant.adapter:
             return loaded, BASE_ADAPTER
         with loaded.lock:
@@ -316,10 +335,39 @@ class ModelManager:
         if needed.bytes > self.available_bytes():
             raise MemoryRefusal(refusal_message(variant.id, needed, self.available_bytes()))
 
-    def _load(self, variant: Variant, key: BaseKey) -> LoadedModel:
-        needed = self.estimate_for(variant)
-        if needed is not None:
-            self._make_room(variant, needed)
+    def _base(self, variant: Variant, key: BaseKey) -> LoadedModel:
+        """The base for ``key``: cached, awaited from a load in progress, or loaded now (outside the lock)."""
+        with self._lock:
+            loaded = self._models.get(key)
+            if loaded is not None:
+                self._models.move_to_end(key)
+                return loaded
+            loading = self._loading.get(key)
+            owner = loading is None
+            if owner:
+                needed = self.estimate_for(variant)
+                if needed is not None:
+                    self._make_room(variant, needed)
+                loading = self._loading[key] = _Loading(needed)
+        if not owner:
+            loading.done.wait()
+            if loading.model is None:
+                raise LoadError(str(loading.error))
+            return loading.model
+        try:
+            loading.model = self._load(variant, key, loading.estimate)
+        except BaseException as error:
+            loading.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._loading[key]
+                if loading.model is not None:
+                    self._models[key] = loading.model
+            loading.done.set()
+        return loading.model
+
+    def _load(self, variant: Variant, key: BaseKey, needed: Estimate | None) -> LoadedModel:
         started = time.perf_counter()
         try:
             model, tokenizer = load_pretrained(resolve_base(variant.base), key.quantization, key.dtype, key.device)
@@ -340,7 +388,6 @@ class ModelManager:
         log.info(
             "Loaded %s (%s) in %.1f s, %s", variant.base, key.quantization, loaded.load_seconds, format_bytes(footprint)
         )
-        self._models[key] = loaded
         return loaded
 
     def _drop(self, key: BaseKey) -> None:

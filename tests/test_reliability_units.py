@@ -1,15 +1,19 @@
 """The mechanisms behind the app's limits and defaults (issue 7), without a server: rate limit, input text,
-settings, exam parsing, what may be loaded."""
+settings, exam parsing, what may be loaded, loads that do not hold up other users."""
 
 from __future__ import annotations
 
 import math
 import re
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
 import pytest
 
+import medalpaca_core.loader
 from medalpaca_core.evaluation import ExamError, load_exam
 from medalpaca_core.generation import GenerationSettings, SettingsError
 from medalpaca_core.loader import LoadError, ModelManager, load_pretrained
@@ -174,3 +178,34 @@ def test_no_code_ever_asks_for_remote_code():
     ]
     assert uses, "the loader passes trust_remote_code=False explicitly"
     assert all(value == "False" for _, value in uses), uses
+
+
+def test_a_slow_load_holds_up_neither_loaded_models_nor_listings(tiny_registry, monkeypatch):
+    """While one base loads (held here until the test lets it go), a loaded base serves at once, listings
+    answer, the memory it was granted counts, and a second request for the same base waits for that load."""
+    manager = ModelManager(device="cpu")
+    manager.acquire(tiny_registry.get("tiny"))
+    slow = Variant(id="tiny-bf16", label="bf16", base=tiny_registry.get("tiny").base, dtype="bfloat16")
+    entered, gate, loads = threading.Event(), threading.Event(), []
+
+    def gated_load(source, quantization, dtype, device):
+        if dtype == "bfloat16":
+            loads.append(source)
+            entered.set()
+            assert gate.wait(60)
+        return load_pretrained(source, quantization, dtype, device)
+
+    monkeypatch.setattr(medalpaca_core.loader, "load_pretrained", gated_load)
+    held_before = manager.held_bytes()
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.submit(manager.acquire, slow), pool.submit(manager.acquire, slow)
+        assert entered.wait(60)
+        started = time.perf_counter()
+        _, adapter = manager.acquire(tiny_registry.get("tiny-lora-0"))  # the loaded base, a new adapter on it
+        assert [model.key.dtype for model in manager.loaded()] == ["float32"]
+        assert manager.held_bytes() == held_before + manager.estimate_for(slow).bytes
+        assert time.perf_counter() - started < 10 and adapter.startswith("adapter_")
+        gate.set()
+        assert first.result()[0] is second.result()[0]
+    assert len(loads) == 1
+    assert sorted(model.key.dtype for model in manager.loaded()) == ["bfloat16", "float32"]
