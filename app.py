@@ -80,6 +80,10 @@ def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, **options: Any) -> tup
 
 
 def main() -> None:
+    # Two generations run at once on a few cores, often beside other work: OpenMP threads that spin while
+    # they wait take the cores from each other (measured on 2 shared cores: 1 token/s instead of 17). Read
+    # once, when torch is first imported, which importing this module does not do.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     launch(build_demo())
