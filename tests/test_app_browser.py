@@ -2,11 +2,13 @@
 
 Fills in a comparison, waits until every column has its answer, keeps a screenshot in
 ``artifacts/``, and proves that model text containing HTML and script is shown as text, both in
-the answer columns and in the chat.
+the answer columns and in the chat, as are messages that quote what a visitor sent (an uploaded
+exam's content); a megabyte-long question gets the server's message and the page goes on working.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,36 @@ def test_chat_shows_html_as_text(page):
     assert conversation.locator("b, script, img[src='x']").count() == 0
     assert not xss_ran(page)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+
+
+def toast(page, text: str):
+    """The error toast that says ``text`` (Gradio shows gr.Error messages as toasts)."""
+    message = page.locator(".toast-body", has_text=text)
+    message.wait_for()
+    return message
+
+
+def test_megabyte_question_gets_the_servers_message_and_the_page_goes_on(page):
+    page.fill("#compare-question textarea", "x" * 1_000_000)
+    page.click("#compare-submit")
+    toast(page, "The question is 1,000,000 characters; the limit is 4,000")
+    page.fill("#compare-question textarea", "What are the symptoms of diabetes?")
+    page.click("#compare-submit")
+    assert all(answer.strip() for answer in answers_when_finished(page))
+
+
+def test_uploaded_exam_content_in_messages_is_shown_as_text(page, tmp_path):
+    """An error message that quotes an uploaded file (here an option letter that is HTML) stays text."""
+    html = '<img src=x onerror="window.__xss = 3">'
+    (tmp_path / "step1.json").write_text(json.dumps([{"question": "Q?", "options": {html: "yes", "B": "no"}}]))
+    (tmp_path / "step1_solutions.json").write_text('{"1": "B"}')
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_label("Uploaded files").check()
+    files = [str(tmp_path / "step1.json"), str(tmp_path / "step1_solutions.json")]
+    page.locator("input[type=file][accept*=jsonl]").set_input_files(files)
+    page.get_by_role("button", name="Evaluate").click()
+    message = toast(page, "is not a single capital letter")
+    assert html in message.inner_text()
+    assert message.locator("img").count() == 0
+    assert not xss_ran(page)
+    page.screenshot(path=str(ARTIFACTS / "evaluate-error.png"), full_page=True)
