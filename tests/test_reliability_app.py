@@ -186,21 +186,31 @@ def test_eight_clients_each_complete_or_are_refused_by_the_queue(tiny_dir, tiny_
 
 def test_stop_frees_the_worker_at_once(app):
     """Both generation slots busy, a third visitor waiting: Stop on one lets the waiting one start within ~1 s."""
-    first, second, waiting = app.client(), app.client(), app.client()
-    running = first.submit(["tiny-lora-0"], "", "Tell me about asthma.", *LONG.values(), api_name="/compare")
-    busy = second.submit(["tiny-lora-1"], "", "Tell me about asthma.", *LONG.values(), api_name="/compare")
-    wait_until(lambda: any("Generating" in str(outputs[1]) for outputs in running.outputs()), 60)
-    queued = waiting.submit(["tiny-lora-2"], "", "Tell me about asthma.", *LONG.values(), api_name="/compare")
-    time.sleep(0.5)
-    assert not queued.outputs(), "the third request should wait for a free slot"
-    first.predict(api_name="/stop")
-    started_after = wait_until(lambda: bool(queued.outputs()), 10)
-    print(f"the waiting request started {started_after:.2f} s after Stop")
-    assert started_after < 1.0
-    assert "ended: cancelled" in running.result()[1]
-    for client, job in ((second, busy), (waiting, queued)):
-        client.predict(api_name="/stop")
-        job.result()
+    clients = [app.client(), app.client(), app.client()]
+    jobs = [
+        client.submit([variant], "", "Tell me about asthma.", *LONG.values(), api_name="/compare")
+        for client, variant in zip(clients[:2], TRIO[:2], strict=True)
+    ]
+
+    def generating() -> int | None:  # the two share a base, so one generates while the other waits for it
+        return next((n for n, job in enumerate(jobs) if any("Generating" in str(o[1]) for o in job.outputs())), None)
+
+    try:
+        wait_until(lambda: generating() is not None, 60)
+        stopped = generating()
+        jobs.append(clients[2].submit([TRIO[2]], "", "Tell me about asthma.", *LONG.values(), api_name="/compare"))
+        time.sleep(0.5)
+        assert not jobs[2].outputs(), "the third request should wait for a free slot"
+        clients[stopped].predict(api_name="/stop")
+        started_after = wait_until(lambda: bool(jobs[2].outputs()), 10)
+        print(f"the waiting request started {started_after:.2f} s after Stop")
+        assert started_after < 1.0
+        assert "ended: cancelled" in jobs[stopped].result()[1]
+    finally:
+        for client, job in zip(clients, jobs, strict=False):
+            wait_until(lambda job=job: job.done() or bool(job.outputs()), 60)  # Stop needs a started run
+            client.predict(api_name="/stop")
+            job.result()
 
 
 def test_client_that_disconnects_mid_stream_stops_its_generation(app, monkeypatch):
@@ -215,6 +225,7 @@ def test_client_that_disconnects_mid_stream_stops_its_generation(app, monkeypatc
         finished.append(last)
 
     monkeypatch.setattr(medalpaca_core.engine, "stream_batch", recording_stream_batch)
+    wait_until(lambda: not generating_threads(), 30)  # nothing left running from earlier tests
     with raw_event(app, "compare", [["tiny-lora-0"], "", "Tell me about asthma.", *LONG.values()]) as messages:
         next(m for m in messages if "Generating" in json.dumps(m))
     stopped_after = wait_until(lambda: not generating_threads() and finished, 10)
