@@ -13,7 +13,7 @@ from dataclasses import replace
 from ..engine import Studio
 from ..generation import PRESETS
 from .exams import BUNDLED_EXAM, load_exam
-from .generate import EVAL_NEW_TOKENS, GenerateConfig
+from .generate import EVAL_NEW_TOKENS, RETRY_MIN_TOKENS, RETRY_SAMPLING, GenerateConfig
 from .loglik import CHOICES
 from .perplexity import load_pairs, variant_loss
 from .runner import MODES, EvalConfig, run_evaluation
@@ -56,9 +56,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    tokens = {"max_new_tokens": args.max_new_tokens}
+    tokens = args.max_new_tokens
     generate = GenerateConfig(
-        first=replace(PRESETS[args.preset], **tokens), retry=replace(PRESETS["sampling"], **tokens), seed=args.seed
+        first=replace(PRESETS[args.preset], max_new_tokens=tokens),
+        retry=replace(RETRY_SAMPLING, max_new_tokens=tokens, min_new_tokens=min(RETRY_MIN_TOKENS, tokens)),
+        seed=args.seed,
     )
     modes = MODES if args.mode == "both" else (args.mode,)
     config = EvalConfig(modes=modes, limit=args.limit, choice=args.choice, generate=generate)

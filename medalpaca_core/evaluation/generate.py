@@ -9,7 +9,7 @@ The letter is decided by the first few characters, so the default of 32 new toke
 same scores as the paper's 128 at a quarter of the time; ``max_new_tokens`` restores 128 for
 fully comparable transcripts. The first attempt is greedy by default (reproducible); the paper
 sampled every attempt (temperature 0.4, top_p 0.9, top_k 50), which ``first=PRESETS["sampling"]``
-reproduces.
+reproduces. Retries sample with at least 2 new tokens (see ``RETRY_SAMPLING``).
 """
 
 from __future__ import annotations
@@ -30,13 +30,17 @@ from .scoring import parse_letter
 MAX_RETRIES = 5
 EVAL_NEW_TOKENS = 32
 GREEDY = GenerationSettings(max_new_tokens=EVAL_NEW_TOKENS)
-PAPER_SAMPLING = replace(PRESETS["sampling"], max_new_tokens=EVAL_NEW_TOKENS)
+# Retries may not end before they have said something: fine-tuned adapters trained to end every
+# answer with EOS often end right after the "The Answer to the question is:" priming, and a retry
+# that repeats that empty answer five times tells nothing. (The first attempt stays the paper's.)
+RETRY_MIN_TOKENS = 2
+RETRY_SAMPLING = replace(PRESETS["sampling"], max_new_tokens=EVAL_NEW_TOKENS, min_new_tokens=RETRY_MIN_TOKENS)
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
     first: GenerationSettings = GREEDY
-    retry: GenerationSettings = PAPER_SAMPLING
+    retry: GenerationSettings = RETRY_SAMPLING
     retries: int = MAX_RETRIES
     seed: int = 0  # attempt k samples with seed + k
 
