@@ -22,7 +22,7 @@ from medalpaca_core.evaluation import (
     run_evaluation,
     runner,
 )
-from medalpaca_core.evaluation.generate import PAPER_SAMPLING
+from medalpaca_core.evaluation.generate import RETRY_SAMPLING
 from medalpaca_core.evaluation.loglik import loglik_records
 from medalpaca_core.evaluation.perplexity import QAPair, load_pairs, variant_loss
 from medalpaca_core.evaluation.prompt import exam_parts
@@ -30,6 +30,7 @@ from medalpaca_core.evaluation.results import ResultsError, atomic_write
 from medalpaca_core.generation import GenerationSettings
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.prompts import render
+from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.registry import Variant
 
 EXAM = load_exam(BUNDLED_EXAM)
@@ -102,7 +103,9 @@ def test_mixed_adapter_batch_equals_each_variant_alone(studio, choice):
 
 def test_generate_mode_end_to_end_with_batching_and_quantized_groups(studio, tmp_path):
     one_token = GenerateConfig(  # tiny-c's first token is " C"; what follows is noise
-        first=GenerationSettings(max_new_tokens=1), retry=replace(PAPER_SAMPLING, max_new_tokens=1), retries=1
+        first=GenerationSettings(max_new_tokens=1),
+        retry=replace(RETRY_SAMPLING, max_new_tokens=1, min_new_tokens=1),
+        retries=1,
     )
     config = EvalConfig(modes=("generate",), limit=1, generate=one_token)
     outcome = run_evaluation(studio, ["tiny-c", "tiny", "tiny-lora-0", "tiny-nf4"], EXAM, tmp_path, config)
@@ -253,7 +256,7 @@ def test_evaluate_tab_runs_the_same_evaluation(studio, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
     with gr.Blocks(), gr.Tab("Evaluate"):
-        tab.build_evaluate_tab(studio)
+        tab.build_evaluate_tab(studio, RateLimiter(None))
     updates = []
 
     def progress(*args, **kwargs):

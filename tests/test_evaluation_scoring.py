@@ -135,4 +135,4 @@ def test_stored_settings_are_differences_from_the_defaults():
     """A setting added to GenerationSettings later must not make older results unresumable."""
     stored = GenerateConfig().as_dict()
     assert stored["first"] == {"max_new_tokens": 32}
-    assert stored["retry"] == {"max_new_tokens": 32, "temperature": 0.4, "top_p": 0.9, "top_k": 50}
+    assert stored["retry"] == {"max_new_tokens": 32, "min_new_tokens": 2, "temperature": 0.4, "top_p": 0.9, "top_k": 50}
