@@ -85,6 +85,13 @@ class Studio:
         self.registry = registry or Registry.load()
         self.manager = manager or ModelManager()
 
+    def acquire(self, variant: Variant) -> tuple[LoadedModel, str]:
+        """The loaded model and adapter name of ``variant``; a LoadError says why it is not available."""
+        status = availability(variant)
+        if not status.ok:
+            raise LoadError(f"{variant.id} is unavailable: {status.reason}")
+        return self.manager.acquire(variant)
+
     def variants(self) -> list[Variant]:
         return list(self.registry)
 
@@ -200,11 +207,8 @@ class Studio:
         for request in group:
             variant = variants[request.variant_id]
             try:
-                status = availability(variant)
-                if not status.ok:
-                    raise LoadError(f"{variant.id} is unavailable: {status.reason}")
                 updates.put(Answer(variant.id, status="loading"))
-                loaded, adapter = self.manager.acquire(variant)
+                loaded, adapter = self.acquire(variant)
                 ids, truncated = fit_prompt(
                     variant.template, request.parts, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
                 )

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine import Studio, encode
-from ..loader import LoadedModel, LoadError
+from ..loader import LoadedModel
 from ..prompts import PromptError, render
-from ..registry import availability
 from .exams import Question
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 from .prompt import exam_parts
@@ -45,10 +44,7 @@ def continuation_text(question: Question, letter: str, choice: str) -> str:
 
 def _candidate(studio: Studio, variant_id: str, question: Question, choice: str) -> tuple[LoadedModel, _Candidate]:
     variant = studio.registry.get(variant_id)
-    status = availability(variant)
-    if not status.ok:
-        raise LoadError(f"{variant.id} is unavailable: {status.reason}")
-    loaded, adapter = studio.manager.acquire(variant)
+    loaded, adapter = studio.acquire(variant)
     tokenizer = loaded.tokenizer
     prompt = render(variant.template, exam_parts(question), tokenizer)
     prompt_ids = encode(variant.template, prompt, tokenizer)

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import Studio, encode
-from ..loader import LoadError
 from ..prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, render
-from ..registry import availability
 from .exams import ExamError, read_text
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 
@@ -94,10 +92,7 @@ def variant_loss(
     if max_answer_tokens < 1 or batch_size < 1:
         raise ValueError("max_answer_tokens and batch_size must be at least 1")
     variant = studio.registry.get(variant_id)
-    status = availability(variant)
-    if not status.ok:
-        raise LoadError(f"{variant.id} is unavailable: {status.reason}")
-    loaded, adapter = studio.manager.acquire(variant)
+    loaded, adapter = studio.acquire(variant)
     tokenizer = loaded.tokenizer
     rows: list[tuple[list[int], int]] = []  # (prompt + answer ids, answer length)
     skipped = 0
