@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .loading_lock import LOADING
 from .paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,14 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     log.info("Converting %s to safetensors in %s (once; takes ~20-40 s)", gguf, target)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent,
-            gguf_file=gguf.name,
-            dtype=torch.bfloat16,
-            quantization_config=GgufConfig(dequantize=True),
-        )
+        with LOADING:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent,
+                gguf_file=gguf.name,
+                dtype=torch.bfloat16,
+                quantization_config=GgufConfig(dequantize=True),
+            )
     except Exception as error:  # a truncated or foreign file raises many kinds of errors
         raise DefaultModelError(f"Could not read the GGUF file {gguf}: {error}") from error
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,11 +101,12 @@ def resolve_default_model(explicit: str | None = None) -> str:
             raise DefaultModelError(f"MEDALPACA_DEFAULT_MODEL points to {explicit}, which is not a folder")
         return explicit
     cached = cache_path()
-    if is_complete(cached):
-        return str(cached)
-    gguf = gguf_path()
-    if gguf is not None:
-        return str(convert_gguf(gguf, cached))
+    with LOADING:  # two threads asking at once convert once
+        if is_complete(cached):
+            return str(cached)
+        gguf = gguf_path()
+        if gguf is not None:
+            return str(convert_gguf(gguf, cached))
     return DEFAULT_HUB_ID
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import hub
 from .default_model import DEFAULT_ALIAS, DEFAULT_PARAMS, resolve_default_model
+from .loading_lock import LOADING
 from .memory import Estimate, MemoryRefusal, budget_from_env, estimate, format_bytes, free_bytes, refusal_message
 from .registry import Variant
 
@@ -112,7 +113,7 @@ def count_params(source: str) -> int | None:
     config = _config_for(source)
     if config is None:
         return None
-    with torch.device("meta"):
+    with LOADING, torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())
 
@@ -140,7 +141,8 @@ def load_pretrained(source: str, quantization: str, dtype: str, device: str) -> 
         kwargs["quantization_config"] = bnb_config(quantization, dtype)
     if quantization != "none" or device != "cpu":
         kwargs["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    with LOADING:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     return model, load_tokenizer(source)
 
 
@@ -233,13 +235,14 @@ class LoadedModel:
         base = self.model.get_base_model() if self.is_peft else self.model
         check_adapter_fits(folder, base, from_hub=not Path(adapter).expanduser().exists())
         name = f"adapter_{len(self.adapters)}"
-        if self.is_peft:
-            self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
-        else:
-            from peft import PeftModel
+        with LOADING:
+            if self.is_peft:
+                self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+            else:
+                from peft import PeftModel
 
-            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name, is_trainable=False)
-            self.model.eval()
+                self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name, is_trainable=False)
+                self.model.eval()
         self.adapters[adapter] = name
         self.footprint = self.model.get_memory_footprint()
         return name

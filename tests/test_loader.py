@@ -98,3 +98,15 @@ def test_parse_size_accepts_common_spellings():
     assert parse_size("1.5g") == int(1.5 * 1024**3)
     with pytest.raises(ValueError, match="512MB"):
         parse_size("lots")
+
+
+def test_parallel_loads_keep_tied_embeddings(tiny_dir):
+    """from_pretrained patches PreTrainedModel.tie_weights while it runs; parallel loads must take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medalpaca_core.loader import load_pretrained
+
+    with ThreadPoolExecutor(4) as pool:
+        models = [m for m, _ in pool.map(lambda _: load_pretrained(str(tiny_dir), "none", "float32", "cpu"), range(8))]
+    for model in models:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
