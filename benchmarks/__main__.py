@@ -26,10 +26,10 @@ PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "grad
 TARGETS = """\
 | target (issue 6) | where to read it |
 |---|---|
-| 4 variants sharing a base in at most 1.5x the wall time of one | side-by-side, K=4 |
-| memory for 4 adapter variants at most 1.1x one base | memory, 4 adapter variants |
+| 4 variants sharing a base in at most 1.5x the wall time of one | side-by-side, K=4 (K=1 is the base alone) |
+| memory for 4 adapter variants at most 1.1x one base | memory, 4 adapter variants on one shared base |
 | single-stream bf16 decode at least 30 tok/s, first token under 0.3 s | decode, smol-base |
-| cached cold start of the default model under 3 s | cold start, cached load |
+| cached cold start of the default model under 3 s | cold start, cached load (the load, and from process start) |
 """
 
 

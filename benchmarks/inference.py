@@ -110,7 +110,11 @@ def decode_rows(studio: Studio, repeats: int) -> list[Row]:
 
 
 def compare_rows(studio: Studio, repeats: int) -> list[Row]:
-    """K variants sharing one base: one batched generate vs one after the other."""
+    """K variants sharing one base: one batched generate vs one after the other.
+
+    K=1 is the base alone; K=2..4 add LoRA adapters, which a batch applies per row through PEFT's
+    ``adapter_names`` (one variant alone takes PEFT's plain path, see ``LoadedModel.rows_adapters``).
+    """
     ids = ["smol-base", "bench-lora-0", "bench-lora-1", "bench-lora-2"]
     timed_answer(studio, ids)  # loads all adapters
     one = statistics.median(timed_answer(studio, ids[:1])[0] for _ in range(repeats))
@@ -130,27 +134,44 @@ def compare_rows(studio: Studio, repeats: int) -> list[Row]:
     return rows
 
 
-def _rss_child(mode: str, k: int, adapters: list[str], queue: multiprocessing.Queue) -> None:
-    """Load K adapter variants (shared base, or K separate copies), answer once, report peak RSS."""
-    from peft import PeftModel
+@dataclass(frozen=True)
+class Memory:
+    """Resident memory of one child process, in bytes."""
 
-    from medalpaca_core.loader import load_pretrained, resolve_base
+    loaded: int  # every model and adapter loaded
+    answered: int  # after answering once, models still loaded
+    peak: int  # the highest it went, generation buffers included
 
+
+def _memory_child(mode: str, k: int, adapters: list[str], queue: multiprocessing.Queue) -> None:
+    """Load K adapter variants (on one shared base, or each on its own copy), answer once, report memory.
+
+    Both modes go through ``Studio`` the way the app does; "separate" gives every variant its own
+    ``ModelManager``, so each holds its own copy of the base, as K separately loaded models would.
+    """
+    import psutil
+
+    registry = bench_registry([Path(a) for a in adapters[:k]])
+    ids = [f"bench-lora-{n}" for n in range(k)]
     if mode == "shared":
-        studio = Studio(bench_registry([Path(a) for a in adapters[:k]]), ModelManager(device="cpu"))
-        studio.ask([f"bench-lora-{n}" for n in range(k)], QUESTION, CONTEXT, GenerationSettings(max_new_tokens=8))
+        studios = [Studio(registry, ModelManager(device="cpu"))] * k
     else:
-        copies = []
-        for folder in adapters[:k]:
-            model, _ = load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
-            copies.append(PeftModel.from_pretrained(model, folder))
-    queue.put(peak_rss_bytes())
+        studios = [Studio(registry, ModelManager(device="cpu")) for _ in range(k)]
+    for studio, variant_id in zip(studios, ids, strict=True):
+        studio.acquire(registry.get(variant_id))
+    loaded = psutil.Process().memory_info().rss
+    if mode == "shared":
+        studios[0].ask(ids, QUESTION, CONTEXT, GenerationSettings(max_new_tokens=8))
+    else:
+        for studio, variant_id in zip(studios, ids, strict=True):
+            studio.ask([variant_id], QUESTION, CONTEXT, GenerationSettings(max_new_tokens=8))
+    queue.put(Memory(loaded, psutil.Process().memory_info().rss, peak_rss_bytes()))
 
 
-def peak_rss(mode: str, k: int, adapters: list[Path]) -> int:
+def measure_memory(mode: str, k: int, adapters: list[Path]) -> Memory:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_rss_child, args=(mode, k, [str(a) for a in adapters], queue))
+    child = context.Process(target=_memory_child, args=(mode, k, [str(a) for a in adapters], queue))
     child.start()
     value = queue.get(timeout=600)
     child.join()
@@ -158,24 +179,28 @@ def peak_rss(mode: str, k: int, adapters: list[Path]) -> int:
 
 
 def memory_rows(adapters: list[Path]) -> list[Row]:
-    one = peak_rss("shared", 1, adapters)
+    """Resident memory with K adapter variants: one shared base vs K separate copies, each in a fresh process."""
+    one = measure_memory("shared", 1, adapters)
     rows = [
         Row(
             "memory",
-            "1 adapter variant",
-            f"{one / 2**20:.0f} MiB peak RSS",
-            "baseline (process total)",
+            "1 adapter variant (baseline)",
+            f"{one.answered / 2**20:,.0f} MiB resident",
+            f"{one.loaded / 2**20:,.0f} MiB once loaded; peak {one.peak / 2**20:,.0f} MiB while answering "
+            "(process total: Python, torch and the model)",
             "python -m benchmarks.inference",
         )
     ]
     for k in (2, 4):
-        shared, separate = peak_rss("shared", k, adapters), peak_rss("separate", k, adapters)
+        shared, separate = measure_memory("shared", k, adapters), measure_memory("separate", k, adapters)
         rows.append(
             Row(
                 "memory",
-                f"{k} adapter variants",
-                f"{shared / 2**20:.0f} MiB shared base",
-                f"{shared / one:.2f}x of one; {k} separate copies {separate / 2**20:.0f} MiB ({separate / one:.2f}x)",
+                f"{k} adapter variants on one shared base",
+                f"{shared.answered / 2**20:,.0f} MiB resident",
+                f"{shared.answered / one.answered:.2f}x of one; {shared.loaded / one.loaded:.2f}x once loaded; "
+                f"peak {shared.peak / 2**20:,.0f} MiB answering all {k} in one batch; "
+                f"{k} separate copies {separate.answered / 2**20:,.0f} MiB ({separate.answered / one.answered:.2f}x)",
                 "python -m benchmarks.inference",
             )
         )
@@ -183,34 +208,41 @@ def memory_rows(adapters: list[Path]) -> list[Row]:
 
 
 def _load_child(home: str, queue: multiprocessing.Queue) -> None:
-    """Time loading the default model in a fresh process (conversion included when the cache is empty)."""
-    started = time.perf_counter()
+    """Time importing the model code and loading the default model in a fresh process."""
     os.environ["MEDALPACA_HOME"] = home
+    imports_from = time.time()
+    from transformers.models.llama import modeling_llama  # noqa: F401  (the model code a load imports)
+
     from medalpaca_core.loader import load_pretrained, resolve_base
 
-    imported = time.perf_counter()
+    load_from = time.time()
     load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
-    done = time.perf_counter()
-    queue.put((done - imported, done - started))
+    queue.put((imports_from, load_from, time.time()))
 
 
 def cold_start_rows() -> list[Row]:
-    """First load from the GGUF (converts it) vs a load from the safetensors cache, each in a new process."""
+    """First load from the GGUF (converts it) vs a load from the safetensors cache, each in a new process.
+
+    "From process start" runs from the parent starting the child to the model being ready: Python,
+    torch and transformers imports included, as a user who types ``make demo`` waits for them.
+    """
     context = multiprocessing.get_context("spawn")
     rows = []
     with tempfile.TemporaryDirectory() as home:
         for label in ("first load: GGUF -> safetensors cache", "cached load"):
             queue = context.Queue()
             child = context.Process(target=_load_child, args=(home, queue))
+            started = time.time()
             child.start()
-            load, total = queue.get(timeout=900)
+            imports_from, load_from, done = queue.get(timeout=900)
             child.join()
             rows.append(
                 Row(
                     "cold start",
                     label,
-                    f"{load:.1f} s",
-                    f"{total:.1f} s with Python imports",
+                    f"{done - load_from:.1f} s load",
+                    f"{done - started:.1f} s from process start: {imports_from - started:.1f} s Python and torch, "
+                    f"{load_from - imports_from:.1f} s transformers model code",
                     "python -m benchmarks.inference",
                 )
             )

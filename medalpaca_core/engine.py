@@ -34,6 +34,9 @@ class Request:
 
 def validate_parts(parts: PromptParts) -> PromptParts:
     """Server-side input limits: a clear error rather than a minute of tokenizing a megabyte."""
+    for name in ("question", "context", "instruction", "response_prefix"):
+        if not isinstance(getattr(parts, name), str):
+            raise PromptError(f"The {name} must be text, not {type(getattr(parts, name)).__name__}")
     if not parts.question.strip():
         raise PromptError("The question is empty: type a question to ask the model")
     if len(parts.question) > MAX_QUESTION_CHARS:

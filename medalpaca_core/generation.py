@@ -255,12 +255,11 @@ def stream_batch(
         from transformers import StoppingCriteriaList
 
         try:
-            with loaded.lock, torch.inference_mode():
+            adapters = [row.adapter for row in rows]
+            with loaded.lock, loaded.rows_adapters(adapters) as adapter_kwargs, torch.inference_mode():
                 ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
                 device = loaded.model.device
-                kwargs = settings.generate_kwargs()
-                if loaded.is_peft:
-                    kwargs["adapter_names"] = [row.adapter for row in rows]
+                kwargs = settings.generate_kwargs() | adapter_kwargs
                 if settings.seed is not None:
                     torch.manual_seed(settings.seed)
                 loaded.model.generate(

@@ -15,6 +15,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,6 +248,25 @@ class LoadedModel:
         self.adapters[adapter] = name
         self.footprint = self.model.get_memory_footprint()
         return name
+
+    @contextmanager
+    def rows_adapters(self, names: list[str]) -> Iterator[dict[str, Any]]:
+        """The forward/generate arguments that apply each row's adapter (``BASE_ADAPTER``: none).
+
+        A batch with a single adapter takes PEFT's plain path (that adapter active, or all of them
+        disabled): ``adapter_names`` splits every LoRA layer into per-adapter sub-batches, which costs
+        a single stream ~25% of its speed. Hold ``lock`` around it: the active adapter is shared state.
+        """
+        if not self.is_peft:
+            yield {}
+        elif set(names) == {BASE_ADAPTER}:
+            with self.model.disable_adapter():
+                yield {}
+        elif len(set(names)) == 1:
+            self.model.set_adapter(names[0], inference_mode=True)
+            yield {}
+        else:
+            yield {"adapter_names": list(names)}
 
 
 @dataclass

@@ -47,6 +47,9 @@ def test_one_generate_call_serves_base_and_adapters(studio, monkeypatch):
     monkeypatch.setattr(type(loaded.model), "generate", counting)
     final(studio, ["tiny", "tiny-lora-0", "tiny-lora-1"])
     assert len(calls) == 1 and calls[0][0] == "__base__" and len(calls[0]) == 3
+    final(studio, ["tiny-lora-1"])
+    final(studio, ["tiny"])
+    assert calls[1:] == [None, None], "a batch of one adapter takes PEFT's plain (faster) path"
 
 
 def test_stream_grows_token_by_token_with_stats(studio):
@@ -105,6 +108,11 @@ def test_unknown_variant_is_rejected_up_front(studio):
 def test_empty_question_is_rejected(studio, question):
     with pytest.raises(PromptError, match="empty"):
         final(studio, ["tiny"], question)
+
+
+def test_context_that_is_not_text_is_rejected(studio):
+    with pytest.raises(PromptError, match="context must be text, not NoneType"):
+        studio.ask(["tiny"], "why?", None)
 
 
 def test_no_variant_is_rejected(studio):

@@ -52,8 +52,8 @@ def forward_logprobs(loaded: Any, rows: Sequence[tuple[list[int], str]], keep: i
     device = loaded.model.device
     input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids, _ in rows], device=device)
     mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in rows], device=device)
-    kwargs: dict[str, Any] = {"adapter_names": [adapter for _, adapter in rows]} if loaded.is_peft else {}
-    with loaded.lock, torch.inference_mode():
+    adapters = [adapter for _, adapter in rows]
+    with loaded.lock, loaded.rows_adapters(adapters) as kwargs, torch.inference_mode():
         head = loaded.model.get_output_embeddings()
         # a quantized head (bitsandbytes) stores no usable float weight; it keeps its own precision
         hook = head.register_forward_hook(_float32_projection) if type(head) is torch.nn.Linear else None
