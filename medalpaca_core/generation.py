@@ -53,11 +53,11 @@ class GenerationSettings:
             raise SettingsError("Invalid generation settings: " + "; ".join(problems))
         return self
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``model.generate``; sampling knobs only when sampling."""
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-        if self.min_new_tokens:
-            kwargs["min_new_tokens"] = self.min_new_tokens
+    def generate_kwargs(self, done: int = 0) -> dict[str, Any]:
+        """Arguments for ``model.generate`` once ``done`` tokens are generated; sampling knobs only when sampling."""
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens - done, "do_sample": self.do_sample}
+        if self.min_new_tokens > done:
+            kwargs["min_new_tokens"] = self.min_new_tokens - done
         if self.do_sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
         else:
@@ -161,7 +161,12 @@ class IncrementalDecoder:
 
 
 class _RowTracker:
-    """The per-step hook (a ``StoppingCriteria``) that turns new tokens into answer updates."""
+    """The per-step hook (a ``StoppingCriteria``) that turns new tokens into answer updates.
+
+    ``active`` maps batch positions to rows. When some rows finish while others go on, it stops the
+    ``generate`` call, so that ``stream_batch`` can drop the finished rows from the batch (and their
+    KV cache) instead of computing padding for them until the longest answer ends.
+    """
 
     def __init__(
         self,
@@ -177,6 +182,7 @@ class _RowTracker:
         self.decoders = [IncrementalDecoder(tokenizer) for _ in rows]
         self.finish: list[str | None] = [None] * len(rows)
         self.first_token_at: list[float | None] = [None] * len(rows)
+        self.active = list(range(len(rows)))
 
     def _advance(self, index: int, token: int, now: float) -> None:
         if self.first_token_at[index] is None:
@@ -197,12 +203,15 @@ class _RowTracker:
         import torch
 
         now = time.perf_counter()
-        for index, token in enumerate(input_ids[:, -1].tolist()):
+        for index, token in zip(self.active, input_ids[:, -1].tolist(), strict=True):
             if self.finish[index] is None:
                 self._advance(index, token, now)
-        cancelled = self.cancel.is_set()
-        flags = [cancelled or reason is not None for reason in self.finish]
-        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+        stop = self.cancel.is_set() or any(self.finish[index] is not None for index in self.active)
+        return torch.full((len(self.active),), stop, dtype=torch.bool, device=input_ids.device)
+
+    def going_on(self) -> list[int]:
+        """Batch positions of the rows still answering."""
+        return [position for position, index in enumerate(self.active) if self.finish[index] is None]
 
 
 def _left_pad(rows: list[Row], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
@@ -210,6 +219,23 @@ def _left_pad(rows: list[Row], pad_id: int) -> tuple[list[list[int]], list[list[
     ids = [[pad_id] * (width - len(row.prompt_ids)) + row.prompt_ids for row in rows]
     mask = [[0] * (width - len(row.prompt_ids)) + [1] * len(row.prompt_ids) for row in rows]
     return ids, mask
+
+
+def _drop_rows(output: Any, attention_mask: Any, keep: list[int]) -> tuple[Any, Any, Any]:
+    """The sequences, attention mask and KV cache of a finished ``generate`` call, for rows ``keep`` only.
+
+    The cache holds every token but the last one sampled; the next ``generate`` call feeds that one
+    and goes on, so nothing is computed twice.
+    """
+    import torch
+
+    sequences = output.sequences
+    rows = torch.tensor(keep, device=sequences.device)
+    grown = sequences.shape[1] - attention_mask.shape[1]
+    attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], grown))], dim=1)
+    cache = output.cache
+    cache.batch_select_indices(rows)
+    return sequences[rows], attention_mask[rows], cache
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -255,21 +281,31 @@ def stream_batch(
         from transformers import StoppingCriteriaList
 
         try:
-            adapters = [row.adapter for row in rows]
-            with loaded.lock, loaded.rows_adapters(adapters) as adapter_kwargs, torch.inference_mode():
+            with loaded.lock, torch.inference_mode():
                 ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
-                device = loaded.model.device
-                kwargs = settings.generate_kwargs() | adapter_kwargs
+                input_ids = torch.tensor(ids, device=loaded.model.device)
+                attention_mask = torch.tensor(mask, device=loaded.model.device)
+                width, cache = input_ids.shape[1], None
                 if settings.seed is not None:
                     torch.manual_seed(settings.seed)
-                loaded.model.generate(
-                    input_ids=torch.tensor(ids, device=device),
-                    attention_mask=torch.tensor(mask, device=device),
-                    stopping_criteria=StoppingCriteriaList([tracker]),
-                    pad_token_id=loaded.tokenizer.pad_token_id,
-                    eos_token_id=sorted(eos_ids),
-                    **kwargs,
-                )
+                while True:  # one generate call, and one more each time finished rows leave the batch
+                    with loaded.rows_adapters([rows[index].adapter for index in tracker.active]) as adapter_kwargs:
+                        output = loaded.model.generate(
+                            input_ids=input_ids,
+                            attention_mask=attention_mask,
+                            cache=cache,
+                            stopping_criteria=StoppingCriteriaList([tracker]),
+                            pad_token_id=loaded.tokenizer.pad_token_id,
+                            eos_token_id=sorted(eos_ids),
+                            return_dict_in_generate=True,
+                            **settings.generate_kwargs(done=input_ids.shape[1] - width),
+                            **adapter_kwargs,
+                        )
+                    keep = tracker.going_on()
+                    if not keep or cancel.is_set():
+                        break
+                    input_ids, attention_mask, cache = _drop_rows(output, attention_mask, keep)
+                    tracker.active = [tracker.active[position] for position in keep]
             now = time.perf_counter()
             for index, reason in enumerate(tracker.finish):
                 if reason is None:  # stopped early: cancelled

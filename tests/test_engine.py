@@ -5,10 +5,11 @@ from itertools import pairwise
 
 import pytest
 
-from medalpaca_core.engine import MAX_QUESTION_CHARS, Studio
+from medalpaca_core import generation
+from medalpaca_core.engine import MAX_QUESTION_CHARS, Studio, encode
 from medalpaca_core.generation import GenerationSettings, SettingsError
 from medalpaca_core.loader import ModelManager
-from medalpaca_core.prompts import PromptError
+from medalpaca_core.prompts import PromptError, PromptParts, render
 from medalpaca_core.registry import UnknownVariantError, Variant
 
 GREEDY = GenerationSettings(max_new_tokens=12)
@@ -50,6 +51,42 @@ def test_one_generate_call_serves_base_and_adapters(studio, monkeypatch):
     final(studio, ["tiny-lora-1"])
     final(studio, ["tiny"])
     assert calls[1:] == [None, None], "a batch of one adapter takes PEFT's plain (faster) path"
+
+
+def greedy_tokens(studio, variant_id, count):
+    """The first ``count`` greedy tokens of ``variant_id`` (its adapter alone), straight from PEFT."""
+    import torch
+
+    loaded, adapter = studio.manager.acquire(studio.registry.get(variant_id))
+    ids = encode("medalpaca", render("medalpaca", PromptParts(QUESTION)), loaded.tokenizer)
+    with loaded.lock, loaded.rows_adapters([adapter]) as kwargs, torch.inference_mode():
+        out = loaded.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=count, do_sample=False, **kwargs)
+    return out[0, len(ids) :].tolist()
+
+
+def test_finished_rows_leave_the_batch_and_the_others_answer_as_alone(studio, monkeypatch):
+    ids = ["tiny", "tiny-lora-0", "tiny-lora-1"]
+    tokens = {ident: greedy_tokens(studio, ident, 12) for ident in ids}
+    others = set(tokens["tiny"] + tokens["tiny-lora-1"])
+    # an end-of-answer token that tiny-lora-0 says early and the other two never do
+    stop = next(token for token in tokens["tiny-lora-0"][2:] if token not in others)
+    monkeypatch.setattr(generation, "eos_token_ids", lambda model, tokenizer: {stop})
+    loaded, finished_adapter = studio.manager.acquire(studio.registry.get("tiny-lora-0"))
+    calls = []
+    original = type(loaded.model).generate
+
+    def counting(self, *args, **kwargs):
+        calls.append((kwargs["input_ids"].shape[0], kwargs.get("adapter_names")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(loaded.model), "generate", counting)
+    together = final(studio, ids)
+    assert together["tiny-lora-0"].stats.finish_reason == "eos" and together["tiny-lora-0"].stats.new_tokens < 12
+    assert [size for size, _ in calls] == [3, 2], "the finished row leaves; the other two go on from the cache"
+    assert finished_adapter not in calls[1][1]
+    for ident in ids:
+        alone = final(studio, [ident])[ident]
+        assert alone.text == together[ident].text and alone.stats.new_tokens == together[ident].stats.new_tokens
 
 
 def test_stream_grows_token_by_token_with_stats(studio):
