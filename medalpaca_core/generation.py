@@ -234,7 +234,8 @@ def _drop_rows(output: Any, attention_mask: Any, keep: list[int]) -> tuple[Any, 
     grown = sequences.shape[1] - attention_mask.shape[1]
     attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], grown))], dim=1)
     cache = output.cache
-    cache.batch_select_indices(rows)
+    if cache is not None:  # a model run without a cache recomputes the prefix instead
+        cache.batch_select_indices(rows)
     return sequences[rows], attention_mask[rows], cache
 
 

@@ -64,7 +64,8 @@ def greedy_tokens(studio, variant_id, count):
     return out[0, len(ids) :].tolist()
 
 
-def test_finished_rows_leave_the_batch_and_the_others_answer_as_alone(studio, monkeypatch):
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_finished_rows_leave_the_batch_and_the_others_answer_as_alone(studio, monkeypatch, use_cache):
     ids = ["tiny", "tiny-lora-0", "tiny-lora-1"]
     tokens = {ident: greedy_tokens(studio, ident, 12) for ident in ids}
     others = set(tokens["tiny"] + tokens["tiny-lora-1"])
@@ -72,6 +73,7 @@ def test_finished_rows_leave_the_batch_and_the_others_answer_as_alone(studio, mo
     stop = next(token for token in tokens["tiny-lora-0"][2:] if token not in others)
     monkeypatch.setattr(generation, "eos_token_ids", lambda model, tokenizer: {stop})
     loaded, finished_adapter = studio.manager.acquire(studio.registry.get("tiny-lora-0"))
+    monkeypatch.setattr(loaded.model.get_base_model().generation_config, "use_cache", use_cache)
     calls = []
     original = type(loaded.model).generate
 
