@@ -30,6 +30,7 @@ TARGETS = """\
 | memory for 4 adapter variants at most 1.1x one base | memory, 4 adapter variants on one shared base |
 | single-stream bf16 decode at least 30 tok/s, first token under 0.3 s | decode, smol-base |
 | cached cold start of the default model under 3 s | cold start, cached load (the load, and from process start) |
+| (issue 3) Submit to last token, the app's default 3-variant comparison | app, default comparison |
 """
 
 
@@ -52,6 +53,14 @@ def training_rows(steps: int) -> list[Row]:
                 )
             )
     return rows
+
+
+def app_rows(runs: int) -> list[Row]:
+    """The app's default comparison over HTTP (``benchmarks/app_compare.py``), in a fresh process."""
+    from benchmarks.app_compare import rows
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(rows, (runs,))
 
 
 def load_rows() -> list[Row]:
@@ -100,7 +109,7 @@ def main() -> None:
     if not args.skip_training:
         rows += training_rows(args.train_steps)
     if not args.skip_load:
-        rows += load_rows()
+        rows += app_rows(args.repeats + 1) + load_rows()
     for row in rows:
         print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
     args.output.write_text(markdown(rows, "make bench"), encoding="utf-8")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import socket
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gradio_client import Client
 
 from app import build_demo, launch
+from benchmarks.inference import Row
 from medalpaca_core.engine import Studio
 from medalpaca_core.selection import default_variants
 from ui.compare import DIABETES_CONTEXT
@@ -33,34 +36,69 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class Run:
+    """One comparison as the browser sees it: seconds from Submit, and each column's status line."""
+
+    first_text_s: float
+    last_token_s: float
+    statuses: list[str]
+
+
+def measure(runs: int, max_new_tokens: int) -> tuple[list[str], list[Run]]:
+    """The default variants, and ``runs`` comparisons of them through the served app (the first loads them)."""
     studio = Studio()
     variants = default_variants(studio.registry, studio.manager)
     demo = build_demo(studio)
     _, url, _ = launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True)
     client = Client(url, verbose=False)
-    print(f"default variants: {', '.join(variants)}; greedy, at most {args.max_new_tokens} new tokens")
+    results = []
     try:
-        for run in range(args.runs):
+        for _ in range(runs):
             started = time.perf_counter()
             job = client.submit(
-                variants, DIABETES_CONTEXT, QUESTION, 0, 1, 0, args.max_new_tokens, None, api_name="/compare"
+                variants, DIABETES_CONTEXT, QUESTION, 0, 1, 0, max_new_tokens, None, api_name="/compare"
             )
             first = next(time.perf_counter() - started for out in job if any(o["value"] for o in out[0:8:2]))
             outputs = job.result()
             total = time.perf_counter() - started
-            kind = "cold, loads the models" if run == 0 else "warm"
-            print(f"run {run + 1} ({kind}): first text after {first:.1f} s, last token after {total:.1f} s")
-            for column, status in zip(
-                outputs[0 : 2 * len(variants) : 2], outputs[1 : 2 * len(variants) : 2], strict=True
-            ):
-                print(f"    {column['label']}: {status}")
+            columns = zip(outputs[0 : 2 * len(variants) : 2], outputs[1 : 2 * len(variants) : 2], strict=True)
+            results.append(Run(first, total, [f"{column['label']}: {status}" for column, status in columns]))
     finally:
         demo.close()
+    return variants, results
+
+
+def rows(runs: int = 3, max_new_tokens: int = 128) -> list[Row]:
+    """The benchmark table's row: the warm median, with the cold (loading) run beside it."""
+    variants, results = measure(runs, max_new_tokens)
+    warm = statistics.median(run.last_token_s for run in results[1:])
+    first = statistics.median(run.first_text_s for run in results[1:])
+    return [
+        Row(
+            "app",
+            f"default comparison: {', '.join(variants)}",
+            f"{warm:.1f} s Submit to last token",
+            f"warm median of {len(results) - 1}; first text after {first:.1f} s; the first run, which loads the "
+            f"models, {results[0].last_token_s:.1f} s; greedy, at most {max_new_tokens} new tokens, over HTTP",
+            f"python benchmarks/app_compare.py --runs {runs}",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    args = parser.parse_args()
+    variants, results = measure(args.runs, args.max_new_tokens)
+    print(f"default variants: {', '.join(variants)}; greedy, at most {args.max_new_tokens} new tokens")
+    for number, run in enumerate(results, 1):
+        kind = "cold, loads the models" if number == 1 else "warm"
+        times = f"first text after {run.first_text_s:.1f} s, last token after {run.last_token_s:.1f} s"
+        print(f"run {number} ({kind}): {times}")
+        for status in run.statuses:
+            print(f"    {status}")
 
 
 if __name__ == "__main__":
