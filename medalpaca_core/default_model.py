@@ -65,11 +65,12 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     never leaves a folder that looks complete.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     log.info("Converting %s to safetensors in %s (once; takes ~20-40 s)", gguf, target)
     try:
-        with LOADING:
+        with LOADING:  # transformers' first imports are not thread-safe either (loader.load_pretrained)
+            from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent,

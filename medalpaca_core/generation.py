@@ -279,7 +279,9 @@ def stream_batch(
     tracker = _RowTracker(rows, loaded.tokenizer, eos_ids, settings, cancel, emit)
 
     def work() -> None:
-        from transformers import StoppingCriteriaList
+        # the loaded model's generate imported this module; the top-level lazy ``transformers`` import
+        # is not thread-safe on first use and would race with a load in another thread
+        from transformers.generation.stopping_criteria import StoppingCriteriaList
 
         try:
             with loaded.lock, torch.inference_mode():

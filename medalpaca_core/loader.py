@@ -93,7 +93,8 @@ def bnb_config(quantization: str, dtype: str) -> Any:
 
 def _config_for(source: str) -> Any | None:
     """The model config without weights: local folder, Hub cache, or None."""
-    from transformers import AutoConfig
+    with LOADING:  # see load_pretrained
+        from transformers import AutoConfig
 
     if hub.looks_like_hub_id(source) and not hub.cached_file(source, "config.json"):
         return None
@@ -110,21 +111,23 @@ def count_params(source: str) -> int | None:
     thread, so a model loading at the same time in another thread (the web app) got meta weights.
     """
     import torch
-    from transformers import AutoModelForCausalLM
 
     config = _config_for(source)
     if config is None:
         return None
     with LOADING, torch.device("meta"):
+        from transformers import AutoModelForCausalLM
+
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())
 
 
 def load_tokenizer(source: str) -> Any:
     """The tokenizer, padded on the left (generation continues on the right)."""
-    from transformers import AutoTokenizer
+    with LOADING:  # see load_pretrained
+        from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -132,20 +135,26 @@ def load_tokenizer(source: str) -> Any:
 
 
 def load_pretrained(source: str, quantization: str, dtype: str, device: str) -> tuple[Any, Any]:
-    """One base model and its tokenizer, in the requested precision (shared with ``finetune/``)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    """One base model and its tokenizer, in the requested precision (shared with ``finetune/``).
 
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
-    if Path(source).is_dir():
-        kwargs["use_safetensors"] = True
-    if quantization != "none":
-        kwargs["quantization_config"] = bnb_config(quantization, dtype)
-    if quantization != "none" or device != "cpu":
-        kwargs["device_map"] = {"": device}
+    transformers is imported under ``LOADING`` too: its lazy module is not thread-safe on a name's
+    first import, and two threads loading an int8 and an nf4 model at once in a fresh process made
+    one fail with "cannot import name 'AutoModelForCausalLM'".
+    """
+    import torch
+
     with LOADING:
+        from transformers import AutoModelForCausalLM
+
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
+        if Path(source).is_dir():
+            kwargs["use_safetensors"] = True
+        if quantization != "none":
+            kwargs["quantization_config"] = bnb_config(quantization, dtype)
+        if quantization != "none" or device != "cpu":
+            kwargs["device_map"] = {"": device}
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    return model, load_tokenizer(source)
+        return model, load_tokenizer(source)
 
 
 def local_adapter_dir(adapter: str) -> Path:

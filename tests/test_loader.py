@@ -110,3 +110,39 @@ def test_parallel_loads_keep_tied_embeddings(tiny_dir):
         models = [m for m, _ in pool.map(lambda _: load_pretrained(str(tiny_dir), "none", "float32", "cpu"), range(8))]
     for model in models:
         assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+
+
+FIRST_LOADS_IN_THREADS = """
+import sys, threading
+from medalpaca_core.loader import load_pretrained
+errors = []
+def load(quantization):
+    try:
+        load_pretrained(sys.argv[1], quantization, "float32", "cpu")
+    except Exception as error:
+        errors.append(repr(error))
+threads = [threading.Thread(target=load, args=(q,)) for q in ("int8", "nf4")]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print("errors:", errors)
+"""
+
+
+def test_first_loads_in_parallel_threads_of_a_fresh_process(tiny_dir):
+    """transformers' lazy imports raced on first use: one of two parallel loads got an ImportError."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_LOADS_IN_THREADS, str(tiny_dir)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "errors: []" in done.stdout, done.stdout + done.stderr[-2000:]
