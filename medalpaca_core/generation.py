@@ -279,11 +279,11 @@ def stream_batch(
     tracker = _RowTracker(rows, loaded.tokenizer, eos_ids, settings, cancel, emit)
 
     def work() -> None:
-        # the loaded model's generate imported this module; the top-level lazy ``transformers`` import
-        # is not thread-safe on first use and would race with a load in another thread
-        from transformers.generation.stopping_criteria import StoppingCriteriaList
-
         try:
+            # the loaded model's generate imported this module; the top-level lazy ``transformers``
+            # import is not thread-safe on first use and would race with a load in another thread
+            from transformers.generation.stopping_criteria import StoppingCriteriaList
+
             with loaded.lock, torch.inference_mode():
                 ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
                 input_ids = torch.tensor(ids, device=loaded.model.device)
@@ -305,8 +305,8 @@ def stream_batch(
                             **adapter_kwargs,
                         )
                     keep = tracker.going_on()
-                    if not keep or cancel.is_set():
-                        break
+                    if not keep or cancel.is_set() or len(keep) == len(tracker.active):
+                        break  # all done, cancelled, or generate ended by itself
                     input_ids, attention_mask, cache = _drop_rows(output, attention_mask, keep)
                     tracker.active = [tracker.active[position] for position in keep]
             now = time.perf_counter()
