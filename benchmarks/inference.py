@@ -67,12 +67,14 @@ def make_adapters(count: int, root: Path) -> list[Path]:
 
     from medalpaca_core.loader import load_pretrained, resolve_base
 
+    model, _ = load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     folders = []
     for n in range(count):
-        model, _ = load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
         torch.manual_seed(n)
-        config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-        get_peft_model(model, config).save_pretrained(root / f"lora-{n}")
+        adapted = get_peft_model(model, config)
+        adapted.save_pretrained(root / f"lora-{n}")
+        model = adapted.unload()  # the base without LoRA layers, for the next adapter
         folders.append(root / f"lora-{n}")
     return folders
 

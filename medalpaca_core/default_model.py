@@ -68,7 +68,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     log.info("Converting %s to safetensors in %s (once; takes ~20-40 s)", gguf, target)
     try:
-        with LOADING:  # transformers' first imports are not thread-safe either (loader.load_pretrained)
+        with LOADING:  # first imports race too (loading_lock)
             from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

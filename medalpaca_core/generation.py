@@ -22,6 +22,9 @@ class SettingsError(ValueError):
     """Generation settings out of range."""
 
 
+MAX_SEED = 2**32 - 1  # torch.manual_seed overflows on larger seeds
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Decoding settings. ``temperature`` 0 means greedy; above 0 turns sampling on."""
@@ -46,7 +49,7 @@ class GenerationSettings:
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.top_k >= 0, "top_k must be 0 (off) or positive"),
             (0.5 <= self.repetition_penalty <= 2, "repetition_penalty must be between 0.5 and 2"),
-            (self.seed is None or 0 <= self.seed < 2**32, "seed must be 0..4294967295"),  # torch overflows on huge ones
+            (self.seed is None or 0 <= self.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED}"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -177,7 +180,7 @@ class _RowTracker:
         cancel: threading.Event,
         emit: Callable[[int, str, str | None, float], None],
     ):
-        self.rows, self.tokenizer, self.eos_ids = rows, tokenizer, eos_ids
+        self.rows, self.eos_ids = rows, eos_ids
         self.settings, self.cancel, self.emit = settings, cancel, emit
         self.decoders = [IncrementalDecoder(tokenizer) for _ in rows]
         self.finish: list[str | None] = [None] * len(rows)

@@ -93,7 +93,7 @@ def bnb_config(quantization: str, dtype: str) -> Any:
 
 def _config_for(source: str) -> Any | None:
     """The model config without weights: local folder, Hub cache, or None."""
-    with LOADING:  # see load_pretrained
+    with LOADING:  # first imports race too (loading_lock)
         from transformers import AutoConfig
 
     if hub.looks_like_hub_id(source) and not hub.cached_file(source, "config.json"):
@@ -124,7 +124,7 @@ def count_params(source: str) -> int | None:
 
 def load_tokenizer(source: str) -> Any:
     """The tokenizer, padded on the left (generation continues on the right)."""
-    with LOADING:  # see load_pretrained
+    with LOADING:  # first imports race too (loading_lock)
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -135,12 +135,7 @@ def load_tokenizer(source: str) -> Any:
 
 
 def load_pretrained(source: str, quantization: str, dtype: str, device: str) -> tuple[Any, Any]:
-    """One base model and its tokenizer, in the requested precision (shared with ``finetune/``).
-
-    transformers is imported under ``LOADING`` too: its lazy module is not thread-safe on a name's
-    first import, and two threads loading an int8 and an nf4 model at once in a fresh process made
-    one fail with "cannot import name 'AutoModelForCausalLM'".
-    """
+    """One base model and its tokenizer, in the requested precision (shared with ``finetune/``)."""
     import torch
 
     with LOADING:

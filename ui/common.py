@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import gradio as gr
 
-from medalpaca_core.generation import PRESETS, GenerationSettings, SettingsError
+from medalpaca_core.generation import MAX_SEED, PRESETS, GenerationSettings, SettingsError
 from medalpaca_core.prompts import PromptError
 from medalpaca_core.ratelimit import RateLimited, RateLimiter
 from medalpaca_core.registry import UnknownVariantError
@@ -29,7 +29,6 @@ DISCLAIMER = (
 # Input mistakes the core reports before any model runs; they become a message in the page.
 INPUT_ERRORS = (PromptError, SettingsError, UnknownVariantError)
 STREAM_INTERVAL_S = 0.1  # at most ~10 page updates a second, whatever the token rate
-MAX_SEED = 2**32 - 1  # GenerationSettings.validated() checks the same range
 # C0 control characters but tab, line feed and carriage return, and DEL: never part of a question, and
 # terminal escapes among them would reach whatever displays the stored votes and exports.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
