@@ -15,7 +15,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from .config import ConfigError, DataConfig, FinetuneConfig, LoraSettings, TrainSettings, load_file, resolve
-from .data import DataError
+from .data import DataError, write_validation
 from .train import FinetuneError, run
 
 # (YAML section, dataclass, flag prefix): section names become nested keys, flags stay flat.
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help="YAML file, or the name of one in finetune/configs/ (e.g. smol-lora)")
+    parser.add_argument(
+        "--write-validation",
+        metavar="FILE",
+        help="write the run's validation records (its held-out split) as a JSON list to FILE and exit, for "
+        "`python -m medalpaca_core perplexity --data FILE`",
+    )
     for section, cls, prefix in SECTIONS:
         group = parser.add_argument_group(section or "run")
         hints = typing.get_type_hints(cls)
@@ -68,7 +74,7 @@ def overrides_from(namespace: argparse.Namespace) -> dict[str, Any]:
     """Flat ``section.key`` destinations -> the nested mapping a YAML file would have."""
     nested: dict[str, Any] = {}
     for dest, value in vars(namespace).items():
-        if dest == "config":
+        if dest in ("config", "write_validation"):
             continue
         section, _, key = dest.rpartition(".")
         (nested.setdefault(section, {}) if section else nested)[key] = value
@@ -81,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         file_values = load_file(namespace.config) if namespace.config else {}
-        result = run(resolve(file_values, overrides_from(namespace)))
+        config = resolve(file_values, overrides_from(namespace))
+        if namespace.write_validation:
+            count = write_validation(config.data, namespace.write_validation)
+            print(f"{count:,} validation records written to {namespace.write_validation}")
+            return 0
+        result = run(config)
     except (ConfigError, DataError, FinetuneError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2

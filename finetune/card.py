@@ -19,10 +19,11 @@ import yaml
 
 from medalpaca_core.default_model import DEFAULT_HUB_ID
 from medalpaca_core.paths import ASSETS_DIR, BUNDLED_ADAPTERS_DIR, finetuned_dir
+from medalpaca_core.records import Source
 from medalpaca_core.registry import VARIANT_FILE
 
 from .config import FinetuneConfig, portable_base
-from .data import PreparedData, Source
+from .data import PreparedData
 
 if TYPE_CHECKING:
     from .train import TrainResult

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from medalpaca_core.default_model import CACHE_NAME, DEFAULT_ALIAS, DEFAULT_HUB_ID
+from medalpaca_core.grounding import Grounding, GroundingError
 from medalpaca_core.paths import finetuned_dir
 from medalpaca_core.prompts import TEMPLATES
 from medalpaca_core.registry import QUANTIZATIONS
@@ -49,6 +50,27 @@ class DataConfig:
     split_seed: int = field(default=42, metadata={"help": "seed of the validation split and of per-source caps"})
     train_on_inputs: bool = field(default=False, metadata={"help": "also learn the prompt tokens"})
     skip_malformed: bool = field(default=False, metadata={"help": "skip malformed records instead of stopping"})
+    context_share: float = field(
+        default=0.0,
+        metadata={"help": "share of training records given a RAFT context: gold passage among distractors (0: none)"},
+    )
+    context_distractors: int = field(default=2, metadata={"help": "distractor passages in each context (k)"})
+    context_no_gold: float = field(
+        default=0.2, metadata={"help": "share of the contexts that leave the record's own passage out"}
+    )
+    context_passage_chars: int = field(
+        default=400, metadata={"help": "a context passage is cut to whole sentences within this many characters"}
+    )
+
+    def grounding(self) -> Grounding:
+        """The RAFT context settings (seeded like the split, so a config always yields the same data)."""
+        return Grounding(
+            share=self.context_share,
+            distractors=self.context_distractors,
+            no_gold_share=self.context_no_gold,
+            passage_chars=self.context_passage_chars,
+            seed=self.split_seed,
+        )
 
 
 @dataclass(frozen=True)
@@ -277,6 +299,10 @@ def validate(config: FinetuneConfig) -> FinetuneConfig:
     _check(bool(config.base.strip()), "base is empty: pass --base with a Hub id, a local folder or @default")
     _check(bool(data.sources), "No training data: pass --data with a JSON/JSONL file or a dataset id")
     _check(data.cutoff >= 16, f"data.cutoff must be at least 16 tokens, got {data.cutoff}")
+    try:
+        data.grounding().check()
+    except GroundingError as error:
+        raise ConfigError(f"data: {error}") from None
     _check(0 < data.val_fraction < 1, f"data.val_fraction must be between 0 and 1, got {data.val_fraction}")
     _check(lora.r > 0 and lora.alpha > 0, "lora.r and lora.alpha must be positive")
     _check(0 <= lora.dropout < 1, f"lora.dropout must be in [0, 1), got {lora.dropout}")

@@ -1,75 +1,30 @@
 """Medical Meadow records -> token sequences, through the same prompt builder that inference uses.
 
-A record is ``{"instruction", "input", "output"}``. Every example is ``render(template, parts)`` +
-output + EOS, tokenized as the app tokenizes a prompt and then the answer it generates, so training
-and inference see the very same token boundaries. With ``train_on_inputs`` off the prompt tokens are
-labelled -100; padding is always -100, by position rather than by token id, because this tokenizer's
-pad token *is* its EOS token and the EOS that ends an answer must be learnt.
+Records are read by ``medalpaca_core.records`` (the reader evaluation uses too). Every example is
+``render(template, record.parts())`` + output + EOS, tokenized as the app tokenizes a prompt and then
+the answer it generates, so training and inference see the very same token boundaries. With
+``train_on_inputs`` off the prompt tokens are labelled -100; padding is always -100, by position rather
+than by token id, because this tokenizer's pad token *is* its EOS token and the EOS that ends an answer
+must be learnt. A share of the training records can get a RAFT context (``medalpaca_core.grounding``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medalpaca_core import hub
 from medalpaca_core.engine import encode
-from medalpaca_core.evaluation.perplexity import QAPair  # the {instruction, input, output} record
-from medalpaca_core.prompts import DEFAULT_INSTRUCTION, PromptParts, render
+from medalpaca_core.grounding import GroundingError, ground
+from medalpaca_core.prompts import render
+from medalpaca_core.records import Problem, QAPair, RecordError, Source, load_records
 
 from .config import DataConfig
 
-log = logging.getLogger(__name__)
-
 IGNORE_INDEX = -100  # what torch's cross-entropy skips
-REQUIRED_TEXT = ("input", "output")
-SHOWN_PROBLEMS = 20
-
-
-class DataError(ValueError):
-    """Data that cannot be read or used; the message names the source and, for records, the index."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """One ``--data`` spec: a JSON/JSONL file or a Hub dataset id, optionally capped at ``cap`` records."""
-
-    location: str
-    cap: int | None = None
-
-    @classmethod
-    def parse(cls, spec: str) -> Source:
-        match = re.fullmatch(r"(.+):(\d+)", spec.strip())
-        location, cap = (match.group(1), int(match.group(2))) if match else (spec.strip(), None)
-        if cap == 0:
-            raise DataError(f"{spec}: a cap of 0 records leaves nothing to train on")
-        return cls(location, cap)
-
-    @property
-    def name(self) -> str:
-        """How the card names it: the dataset id, or the file name (paths are machine-specific)."""
-        return self.location if self.is_hub else Path(self.location).name
-
-    @property
-    def is_hub(self) -> bool:
-        return not Path(self.location).expanduser().exists() and hub.looks_like_hub_id(self.location)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A malformed record: where it is and what is wrong with it."""
-
-    source: str
-    index: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.source}, record {self.index}: {self.reason}"
+DataError = RecordError  # finetune's data errors are the reader's: one message style for both
 
 
 @dataclass
@@ -82,129 +37,21 @@ class PreparedData:
     used: dict[str, int]  # records taken from each source, after its cap
     problems: list[Problem] = field(default_factory=list)
     too_long: int = 0  # examples dropped because the prompt alone fills the cutoff
+    grounded: int = 0  # training examples that kept a RAFT context
+    ungrounded: int = 0  # chosen for a context, kept without one: with it the answer would not fit the cutoff
 
     def summary(self) -> str:
         taken = ", ".join(f"{count:,} from {name}" for name, count in self.used.items())
         text = f"{len(self.train):,} training and {len(self.validation):,} validation examples ({taken})"
+        if self.grounded or self.ungrounded:
+            text += f"; {self.grounded:,} training examples with a context"
+        if self.ungrounded:
+            text += f" ({self.ungrounded:,} more kept without one: their answer would not fit the cutoff)"
         if self.problems:
             text += f"; {len(self.problems)} malformed records skipped"
         if self.too_long:
             text += f"; {self.too_long} dropped because the prompt alone fills the cutoff"
         return text
-
-
-@dataclass(frozen=True)
-class Unparsed:
-    """A JSONL line that is not JSON, kept in place so later records keep their index."""
-
-    reason: str
-
-
-def _read_file(path: Path) -> list[Any]:
-    """Raw items of a JSON list or of a JSONL file (one record per non-blank line)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"Cannot read {path}: {error}") from None
-    if path.suffix == ".jsonl":
-        items: list[Any] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except ValueError as error:
-                    items.append(Unparsed(f"line {number} is not JSON ({error})"))
-        return items
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise DataError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(document, list):
-        raise DataError(f"{path}: expected a JSON list of {{instruction, input, output}} records")
-    return document
-
-
-def _read_hub(dataset_id: str) -> list[Any]:
-    try:
-        import datasets
-
-        return list(datasets.load_dataset(dataset_id, split="train"))
-    except Exception as error:  # datasets raises many kinds (offline, not found, gated, bad script)
-        offline = " (HF_HUB_OFFLINE is set)" if hub.offline_mode() else ""
-        raise DataError(f"Cannot load the dataset {dataset_id} from the Hugging Face Hub{offline}: {error}") from None
-
-
-def read_source(source: Source) -> list[Any]:
-    """The raw items of one source, in order."""
-    path = Path(source.location).expanduser()
-    if path.is_file():
-        if path.suffix not in (".json", ".jsonl"):
-            raise DataError(f"{path}: only .json (a list of records) and .jsonl files are supported")
-        return _read_file(path)
-    if path.exists():
-        raise DataError(f"{path} is a folder; pass a .json or .jsonl file")
-    if source.is_hub:
-        return _read_hub(source.location)
-    raise DataError(f"{source.location}: no such file, and not a Hugging Face dataset id (owner/name)")
-
-
-def check_record(item: Any) -> str | None:
-    """Why ``item`` is not a usable record, or None. A missing instruction means the default one."""
-    if isinstance(item, Unparsed):
-        return item.reason
-    if not isinstance(item, dict):
-        return f"expected an object with instruction, input and output, got {type(item).__name__}"
-    for key in REQUIRED_TEXT:
-        if key not in item:
-            return f"missing key {key!r}"
-        if not isinstance(item[key], str):
-            return f"{key!r} is {type(item[key]).__name__}, not text"
-        if not item[key].strip():
-            return f"{key!r} is empty"
-    if not isinstance(item.get("instruction", ""), str | None):
-        return f"'instruction' is {type(item['instruction']).__name__}, not text"
-    return None
-
-
-def problem_report(problems: list[Problem]) -> str:
-    lines = [str(problem) for problem in problems[:SHOWN_PROBLEMS]]
-    if len(problems) > SHOWN_PROBLEMS:
-        lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more")
-    return f"{len(problems)} malformed records:\n  " + "\n  ".join(lines)
-
-
-def load_records(
-    sources: list[Source], seed: int, skip_malformed: bool
-) -> tuple[list[QAPair], dict[str, int], list[Problem]]:
-    """All sources mixed, each capped to a seeded random sample; malformed records stop the run.
-
-    With ``skip_malformed`` they are left out and reported instead -- never dropped silently.
-    """
-    records: list[QAPair] = []
-    used: dict[str, int] = {}
-    problems: list[Problem] = []
-    for source in sources:
-        valid = []
-        for index, item in enumerate(read_source(source)):
-            reason = check_record(item)
-            if reason is None:
-                instruction = (item.get("instruction") or "").strip() or DEFAULT_INSTRUCTION
-                valid.append(QAPair(instruction, item["input"].strip(), item["output"].strip()))
-            else:
-                problems.append(Problem(source.name, index, reason))
-        if source.cap is not None and source.cap < len(valid):
-            keep = sorted(random.Random(seed).sample(range(len(valid)), source.cap))
-            valid = [valid[i] for i in keep]
-        if not valid:
-            raise DataError(f"{source.name} holds no usable records")
-        used[source.name] = len(valid)
-        records += valid
-    if problems:
-        report = problem_report(problems)
-        if not skip_malformed:
-            raise DataError(f"{report}\nFix them, or pass --skip-malformed to leave them out.")
-        log.warning("Skipping %s", report)
-    return records, used, problems
 
 
 def split(records: list[QAPair], fraction: float, seed: int) -> tuple[list[QAPair], list[QAPair]]:
@@ -224,7 +71,7 @@ def encode_example(
     record: QAPair, tokenizer: Any, template: str, cutoff: int, train_on_inputs: bool
 ) -> dict[str, list[int]] | None:
     """Token ids and labels of one record, or None when the prompt alone fills the cutoff."""
-    prompt = render(template, PromptParts(question=record.input, instruction=record.instruction), tokenizer)
+    prompt = render(template, record.parts(), tokenizer)
     prompt_ids = encode(template, prompt, tokenizer)
     answer_ids = [*tokenizer(record.output, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
     ids = (prompt_ids + answer_ids)[:cutoff]  # a cut answer loses its EOS: it must not learn to stop there
@@ -235,23 +82,65 @@ def encode_example(
     return {"input_ids": ids, "labels": list(labels)}
 
 
+def encode_grounded(record: QAPair, tokenizer: Any, config: DataConfig) -> tuple[dict[str, list[int]] | None, bool]:
+    """A record with a context, or without it when the context would cut its answer.
+
+    A context only ever costs prompt room: if the whole answer (and its EOS) no longer fits the
+    cutoff, the record is used as it was, and the second value says the context was dropped.
+    """
+    example = encode_example(record, tokenizer, config.template, config.cutoff, config.train_on_inputs)
+    if not record.context or (example is not None and example["input_ids"][-1] == tokenizer.eos_token_id):
+        return example, False
+    plain = QAPair(record.instruction, record.input, record.output)
+    return encode_example(plain, tokenizer, config.template, config.cutoff, config.train_on_inputs), True
+
+
 def prepare(config: DataConfig, tokenizer: Any) -> PreparedData:
-    """Read, check, mix, split and tokenize; validation is sorted by length so evaluation pads little."""
+    """Read, check, mix, split, ground and tokenize; validation is sorted by length so evaluation pads little.
+
+    Only training records get contexts: the validation split stays in the paper's format, so its loss
+    stays comparable across runs (the perplexity report measures the with-context loss separately).
+    """
     sources = [Source.parse(spec) for spec in config.sources]
-    records, used, problems = load_records(sources, config.split_seed, config.skip_malformed)
-    train_records, val_records = split(records, config.val_fraction, config.split_seed)
-    cutoff = config.cutoff
-
-    def tokenized(part: list[QAPair]) -> list[dict[str, list[int]]]:
-        encoded = (encode_example(r, tokenizer, config.template, cutoff, config.train_on_inputs) for r in part)
-        return [example for example in encoded if example is not None]
-
-    train, validation = tokenized(train_records), tokenized(val_records)
+    read = load_records(sources, config.split_seed, config.skip_malformed)
+    train_records, val_records = split(read.pairs, config.val_fraction, config.split_seed)
+    try:
+        train_records = ground(train_records, config.grounding())
+    except GroundingError as error:
+        raise DataError(f"Cannot build contexts from {len(train_records)} training records: {error}") from None
+    encoded = [encode_grounded(record, tokenizer, config) for record in train_records]
+    train = [example for example, _ in encoded if example is not None]
+    grounded = sum(
+        1
+        for record, (example, dropped) in zip(train_records, encoded, strict=True)
+        if record.context and example is not None and not dropped
+    )
+    ungrounded = sum(1 for _, dropped in encoded if dropped)
+    validation = [
+        example
+        for record in val_records
+        if (example := encode_example(record, tokenizer, config.template, config.cutoff, config.train_on_inputs))
+    ]
     too_long = len(train_records) + len(val_records) - len(train) - len(validation)
     if not train or not validation:
-        raise DataError(f"Every prompt fills the cutoff of {cutoff} tokens: raise --cutoff")
+        raise DataError(f"Every prompt fills the cutoff of {config.cutoff} tokens: raise --cutoff")
     validation.sort(key=lambda example: len(example["input_ids"]))
-    return PreparedData(train, validation, sources, used, problems, too_long)
+    return PreparedData(train, validation, sources, read.used, read.problems, too_long, grounded, ungrounded)
+
+
+def write_validation(config: DataConfig, path: str | Path) -> int:
+    """Write the held-out split of ``config`` as Medical Meadow records; return how many.
+
+    The split is by question and seeded, so this is exactly the set a run validates on, and the
+    perplexity report can score every variant on records none of them trained on.
+    """
+    read = load_records([Source.parse(spec) for spec in config.sources], config.split_seed, config.skip_malformed)
+    _, validation = split(read.pairs, config.val_fraction, config.split_seed)
+    records = [{"instruction": r.instruction, "input": r.input, "output": r.output} for r in validation]
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    return len(records)
 
 
 @dataclass(frozen=True)

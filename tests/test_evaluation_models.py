@@ -24,13 +24,14 @@ from medalpaca_core.evaluation import (
 )
 from medalpaca_core.evaluation.generate import RETRY_SAMPLING
 from medalpaca_core.evaluation.loglik import loglik_records
-from medalpaca_core.evaluation.perplexity import QAPair, load_pairs, variant_loss
+from medalpaca_core.evaluation.perplexity import load_pairs, variant_loss
 from medalpaca_core.evaluation.prompt import exam_parts
 from medalpaca_core.evaluation.results import ResultsError, atomic_write
 from medalpaca_core.generation import GenerationSettings
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.prompts import render
 from medalpaca_core.ratelimit import RateLimiter
+from medalpaca_core.records import QAPair
 from medalpaca_core.registry import Variant
 
 EXAM = load_exam(BUNDLED_EXAM)
@@ -226,8 +227,12 @@ def test_heldout_data_files(tmp_path):
     jsonl.write_text("\n".join(json.dumps({"input": p.input, "output": p.output}) for p in PAIRS))
     assert len(load_pairs(jsonl)) == 3
     path.write_text(json.dumps([{"input": "q"}]))
-    with pytest.raises(ValueError, match=r"meadow\.json, record 1: expected an object with 'input' and 'output'"):
+    with pytest.raises(ValueError, match=r"meadow\.json, record 0: missing key 'output'"):
         load_pairs(path)
+    path.write_text(json.dumps([{"input": "q", "output": " "}, {"input": "q2", "output": "a"}]))
+    with pytest.raises(ValueError, match=r"meadow\.json, record 0: 'output' is empty"):
+        load_pairs(path)
+    assert [p.input for p in load_pairs(path, skip_malformed=True)] == ["q2"], "the fine-tuning reader's rule"
     with pytest.raises(ValueError, match="no records left after skipping 5 of 3"):
         load_pairs(jsonl, skip=5)
 

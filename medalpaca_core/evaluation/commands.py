@@ -12,10 +12,12 @@ from dataclasses import replace
 
 from ..engine import Studio
 from ..generation import PRESETS
+from ..grounding import Grounding, ground
+from ..records import QAPair
 from .exams import BUNDLED_EXAM, load_exam
 from .generate import EVAL_NEW_TOKENS, RETRY_MIN_TOKENS, RETRY_SAMPLING, GenerateConfig
 from .loglik import CHOICES
-from .perplexity import load_pairs, variant_loss
+from .perplexity import Loss, load_pairs, variant_loss
 from .runner import MODES, EvalConfig, run_evaluation
 
 
@@ -86,20 +88,43 @@ def add_perplexity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="use at most N records")
     parser.add_argument("--max-answer-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--skip-malformed", action="store_true", help="skip malformed records instead of stopping")
+    context = parser.add_argument_group(
+        "context mode", "also score every answer with a RAFT context: its own passage among distractor passages"
+    )
+    context.add_argument("--with-context", action="store_true", help="add the with-context loss column")
+    context.add_argument("--distractors", type=int, default=2, help="distractor passages per context (k)")
+    context.add_argument(
+        "--passage-chars", type=int, default=1000, help="passages are cut to whole sentences within this many chars"
+    )
+    context.add_argument("--context-seed", type=int, default=42, help="seed of the distractor draw")
+
+
+def _loss_row(studio: Studio, variant_id: str, pairs: list[QAPair], args: argparse.Namespace) -> Loss:
+    bar = _Bar("pair")
+    try:
+        loss = variant_loss(studio, variant_id, pairs, args.max_answer_tokens, args.batch_size, bar)
+    finally:
+        bar.close()
+    if loss.skipped:
+        print(f"[{variant_id}] {loss.skipped} pairs did not fit the context window", file=sys.stderr)
+    return loss
 
 
 def cmd_perplexity(args: argparse.Namespace) -> int:
-    pairs = load_pairs(args.data, args.skip, args.limit)
+    pairs = load_pairs(args.data, args.skip, args.limit, args.skip_malformed)
+    grounded = None
+    if args.with_context:
+        grounded = ground(pairs, Grounding(1.0, args.distractors, 0.0, args.passage_chars, args.context_seed))
     studio = Studio()
-    print("| variant | pairs | answer tokens | mean loss (nats/token) | perplexity |")
-    print("|---|---|---|---|---|")
+    header = "| variant | pairs | answer tokens | mean loss (nats/token) | perplexity |"
+    print(header + (" loss with context | with / without |" if grounded else ""))
+    print("|---" * (7 if grounded else 5) + "|")
     for variant_id in dict.fromkeys(args.variant):
-        bar = _Bar("pair")
-        try:
-            loss = variant_loss(studio, variant_id, pairs, args.max_answer_tokens, args.batch_size, bar)
-        finally:
-            bar.close()
-        print(f"| {variant_id} | {loss.pairs} | {loss.tokens} | {loss.mean_loss:.4f} | {loss.perplexity:.2f} |")
-        if loss.skipped:
-            print(f"[{variant_id}] {loss.skipped} pairs did not fit the context window", file=sys.stderr)
+        loss = _loss_row(studio, variant_id, pairs, args)
+        row = f"| {variant_id} | {loss.pairs} | {loss.tokens} | {loss.mean_loss:.4f} | {loss.perplexity:.2f} |"
+        if grounded:
+            with_context = _loss_row(studio, variant_id, grounded, args)
+            row += f" {with_context.mean_loss:.4f} | {with_context.mean_loss / loss.mean_loss:.3f} |"
+        print(row)
     return 0

@@ -10,25 +10,18 @@ so a handful of them cannot dominate the mean; the end-of-text token is not scor
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import Studio, encode
-from ..prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, render
-from .exams import ExamError, read_text
+from ..prompts import PromptError, render
+from ..records import QAPair, RecordError, Source, load_records
+from .exams import ExamError
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 
 Progress = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class QAPair:
-    instruction: str
-    input: str
-    output: str
 
 
 @dataclass(frozen=True)
@@ -50,33 +43,20 @@ class Loss:
         return math.exp(self.mean_loss) if self.tokens else float("nan")
 
 
-def load_pairs(path: str | Path, skip: int = 0, limit: int | None = None) -> list[QAPair]:
-    """A JSON list (or JSONL) of ``{"instruction", "input", "output"}``: ``limit`` pairs after ``skip``.
-
-    Records with an empty input or output say nothing about answering and are left out.
-    """
+def load_pairs(path: str | Path, skip: int = 0, limit: int | None = None, skip_malformed: bool = False) -> list[QAPair]:
+    """Medical Meadow-format records (JSON list or JSONL) through the reader fine-tuning uses:
+    ``limit`` pairs after ``skip``. A malformed record is an error naming it, or with
+    ``skip_malformed`` a logged skip -- the same rule as in training."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ExamError(f"{path}: no such data file")
-    text = read_text(path)
+        raise ExamError(f"{path.name}: no such data file")
     try:
-        if path.suffix == ".jsonl":
-            entries = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            entries = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ExamError(f"{path} is not valid JSON: {error.msg} at line {error.lineno}") from error
-    if not isinstance(entries, list) or not entries:
-        raise ExamError(f"{path}: expected a non-empty list of instruction/input/output records")
-    pairs = []
-    for number, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("input", "output")):
-            raise ExamError(f"{path}, record {number}: expected an object with 'input' and 'output' text")
-        if entry["input"].strip() and entry["output"].strip():
-            pairs.append(QAPair(entry.get("instruction") or DEFAULT_INSTRUCTION, entry["input"], entry["output"]))
+        pairs = load_records([Source(str(path))], skip_malformed=skip_malformed).pairs
+    except RecordError as error:
+        raise ExamError(str(error)) from None
     selected = pairs[skip : None if limit is None else skip + limit]
     if not selected:
-        raise ExamError(f"{path}: no records left after skipping {skip} of {len(pairs)}")
+        raise ExamError(f"{path.name}: no records left after skipping {skip} of {len(pairs)}")
     return selected
 
 
@@ -97,7 +77,7 @@ def variant_loss(
     rows: list[tuple[list[int], int]] = []  # (prompt + answer ids, answer length)
     skipped = 0
     for pair in pairs:
-        prompt = render(variant.template, PromptParts(question=pair.input, instruction=pair.instruction), tokenizer)
+        prompt = render(variant.template, pair.parts(), tokenizer)
         prompt_ids = encode(variant.template, prompt, tokenizer)
         answer = continuation_ids(tokenizer, variant.template, prompt, prompt_ids, pair.output)[:max_answer_tokens]
         answer = answer[: max(0, loaded.context_window - len(prompt_ids))]
