@@ -44,16 +44,22 @@ clean:
 # The shipped adapters and the full fine-tune, from ../shared development data (not needed by the app
 # or its tests). Passive OpenMP waiting keeps 2 shared CPU cores from spinning against each other.
 FINETUNE := OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) -m finetune
-.PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune
+.PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune quality
+HELDOUT := outputs/heldout.json
 
-adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (15-40 min on 2 CPU cores)
+adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (one epoch: ~75 min on 2 CPU cores)
 	$(FINETUNE) --config medalpaca-smol-lora --overwrite
 
-adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (~40 min)
+adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (see its card)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite
 
 finetune-full: prepare  ## full fine-tune into $MEDALPACA_HOME/finetuned/medalpaca-smol-full (too large to commit)
 	$(FINETUNE) --config medalpaca-smol-full --overwrite
+
+quality: prepare  ## held-out answer loss of the base and both shipped adapters, without and with a RAFT context
+	$(FINETUNE) --config medalpaca-smol-lora --write-validation $(HELDOUT)
+	HF_HUB_OFFLINE=1 $(PY) -m medalpaca_core perplexity --data $(HELDOUT) --with-context \
+		--variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
 
 bench-finetune: prepare  ## training tokens/s and peak memory: full vs LoRA vs LoRA-8bit on the embedded base
 	OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) benchmarks/finetune_methods.py

@@ -110,6 +110,9 @@ class TrainSettings:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
     group_by_length: bool = field(default=False, metadata={"help": "batch examples of similar length"})
     eval_steps: int = field(default=200, metadata={"help": "evaluate every N steps (0: only at start and end)"})
+    eval_on_start: bool = field(
+        default=True, metadata={"help": "validate the untrained base first (the card's baseline; off saves one pass)"}
+    )
     save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps"})
     logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
     seed: int = field(default=42, metadata={"help": "seed of initialisation and shuffling"})

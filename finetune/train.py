@@ -146,7 +146,7 @@ def training_arguments(config: FinetuneConfig, resuming: bool) -> Any:
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
         eval_strategy="steps" if train.eval_steps else "no",
         eval_steps=train.eval_steps or None,
-        eval_on_start=not resuming,  # the base model's validation loss, the baseline of the card
+        eval_on_start=train.eval_on_start and not resuming,  # the base's validation loss: the card's baseline
         save_strategy="steps",
         save_steps=train.save_steps,
         save_total_limit=2,
@@ -202,7 +202,8 @@ def prepare_output(config: FinetuneConfig) -> Path | None:
     if existing:
         if card.VARIANT_FILE not in existing and existing != {saved.name}:
             raise FinetuneError(f"{out} holds files that finetune did not write; refusing to overwrite it")
-        shutil.rmtree(out)
+        if int(os.environ.get("RANK", 0)) == 0:  # under accelerate launch one process clears it, not all
+            shutil.rmtree(out)
     return None
 
 
@@ -229,6 +230,18 @@ def last_eval(history: list[dict[str, Any]], step: int | None = None) -> float |
     """The validation loss logged at ``step`` (or the latest one)."""
     losses = [e["eval_loss"] for e in history if "eval_loss" in e and (step is None or e["step"] == step)]
     return losses[-1] if losses else None
+
+
+def log_rank_checksum(model: Any) -> None:
+    """Under ``accelerate launch``, every process logs a checksum of the weights it trained.
+
+    Data parallelism is only right if every rank ends with the same weights (their gradients were
+    averaged each step); the line makes that visible, and the multi-process test compares them.
+    """
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        total = sum(float(p.detach().double().abs().sum()) for p in model.parameters() if p.requires_grad)
+        log.info("rank %s of %d: trained weights checksum %.10e", os.environ.get("RANK", "?"), world, total)
 
 
 def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResult:
@@ -263,6 +276,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
     out = config.output_dir
     trainer.save_model(str(out))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log_rank_checksum(model)
     result = TrainResult(
         output_dir=out,
         method=config.method,

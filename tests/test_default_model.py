@@ -12,9 +12,9 @@ from medalpaca_core.generation import GenerationSettings
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.registry import Registry
 
-DIABETES_CONTEXT = (
-    "Diabetes is a chronic disease that occurs either when the pancreas does not produce enough insulin or when "
-    "the body cannot effectively use the insulin it produces. Insulin is a hormone that regulates blood sugar."
+DIABETES_CONTEXT = (  # the medAlpaca README's own example
+    "Diabetes is a metabolic disease that causes high blood sugar. The symptoms include increased thirst, "
+    "frequent urination, and unexplained weight loss."
 )
 
 

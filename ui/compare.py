@@ -36,9 +36,9 @@ from .common import (
 )
 
 # The seed report's two queries: a question with the diabetes context, and one with no context.
-DIABETES_CONTEXT = (
-    "Diabetes is a chronic disease that occurs either when the pancreas does not produce enough insulin or when "
-    "the body cannot effectively use the insulin it produces. Insulin is a hormone that regulates blood sugar."
+DIABETES_CONTEXT = (  # the medAlpaca README's own example
+    "Diabetes is a metabolic disease that causes high blood sugar. The symptoms include increased thirst, "
+    "frequent urination, and unexplained weight loss."
 )
 EXAMPLES = [[DIABETES_CONTEXT, "What are the symptoms of diabetes?"], ["", "How to cure COVID-19?"]]
 LEADERBOARD_HEADERS = ["variant", "wins", "comparisons", "win rate", "all bad"]
