@@ -23,6 +23,7 @@ from medalpaca_core.votes import VoteStore
 from ui.chat import build_chat_tab
 from ui.compare import build_compare_tab
 from ui.evaluate import MAX_UPLOAD_FILES, build_evaluate_tab
+from ui.guard import EXCEPTION_HANDLERS, GuardedBlocks, install_bounded_logging
 from ui.http_limits import BodySizeLimit, MiB
 from ui.models import build_models_tab
 
@@ -53,7 +54,7 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
     studio = studio or Studio()
     limiter = limiter or RateLimiter.from_env()
     speeds = SpeedLog()  # decode speeds measured while this app runs, shown beside slow variants
-    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
+    with GuardedBlocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
             build_compare_tab(studio, VoteStore(), speeds, limiter)
@@ -74,9 +75,8 @@ def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, **options: Any) -> tup
     options.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     uploads = MAX_UPLOAD_FILES * MAX_EXAM_BYTES + MiB  # the files of one exam in one request, plus form overhead
     middleware = [Middleware(BodySizeLimit, upload_max_bytes=uploads)]
-    return demo.launch(
-        theme=THEME, css=CSS, max_file_size=MAX_EXAM_BYTES, app_kwargs={"middleware": middleware}, **options
-    )
+    app_kwargs = {"middleware": middleware, "exception_handlers": EXCEPTION_HANDLERS}
+    return demo.launch(theme=THEME, css=CSS, max_file_size=MAX_EXAM_BYTES, app_kwargs=app_kwargs, **options)
 
 
 def main() -> None:
@@ -84,7 +84,7 @@ def main() -> None:
     # they wait take the cores from each other (measured on 2 shared cores: 1 token/s instead of 17). Read
     # once, when torch is first imported, which importing this module does not do.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    install_bounded_logging()  # no line of the log quotes more than a short prefix of what a visitor sent
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     launch(build_demo())
 

@@ -19,6 +19,7 @@ import yaml
 
 from . import hub
 from .default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, local_default_source
+from .echo import brief
 from .paths import BUNDLED_ADAPTERS_DIR, REGISTRY_FILE, finetuned_dir
 from .prompts import check_template
 
@@ -204,7 +205,8 @@ class Registry:
         try:
             return self._variants[ident]
         except KeyError:
-            raise UnknownVariantError(f"Unknown variant {ident!r}. Valid ids: {', '.join(self._variants)}") from None
+            valid = ", ".join(self._variants)
+            raise UnknownVariantError(f"Unknown variant {brief(ident)}. Valid ids: {valid}") from None
 
     def add(self, variant: Variant) -> None:
         """Register one more variant (tests, and variants created while the app runs)."""

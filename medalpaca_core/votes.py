@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .echo import brief
 from .export import Comparison
 from .paths import data_dir
 
@@ -120,7 +121,7 @@ class VoteStore:
         """Store (or, for a comparison already voted on, replace) a vote, committed at once."""
         if winner != ALL_BAD and winner not in comparison.variant_ids:
             raise VoteError(
-                f"Cannot vote for {winner!r}: the comparison's variants are {', '.join(comparison.variant_ids)} "
+                f"Cannot vote for {brief(winner)}: the comparison's variants are {', '.join(comparison.variant_ids)} "
                 f"(or {ALL_BAD!r})"
             )
         answers = [

@@ -1,0 +1,111 @@
+"""What a hostile visitor got through (issue 17), each held shut over real HTTP against the tiny-model app.
+
+The server runs in this process, so its log is this process's stderr (``capfd``) plus its log records
+(``caplog``): what a request adds to both is what it wrote into the server's log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from tests.app_server import ECHO
+from ui.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
+
+pytest_plugins = ["tests.app_server"]
+
+MB = 1_000_000
+SMALL_LOG = 400  # bytes a refused request may add to the log: one summary line
+
+
+class LogGrowth:
+    """Bytes the server wrote to its log (stderr and log records) since the last ``take``."""
+
+    def __init__(self, capfd, caplog):
+        self.capfd, self.caplog = capfd, caplog
+        self.take()
+
+    def take(self) -> str:
+        captured = self.capfd.readouterr()
+        text = captured.err + captured.out + self.caplog.text
+        self.caplog.clear()
+        return text
+
+
+@pytest.fixture
+def log(capfd, caplog) -> LogGrowth:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.WARNING, logger="httpx")  # this test's own client, not the server
+    return LogGrowth(capfd, caplog)
+
+
+def fn_index(url: str, api_name: str) -> int:
+    config = httpx.get(f"{url}/config", timeout=30).json()
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+
+
+@contextmanager
+def raw_event(url: str, api_name: str, data: list) -> Iterator[Iterator[dict]]:
+    """Join ``api_name`` with ``data`` as raw JSON and iterate the server's messages for it."""
+    session = uuid.uuid4().hex
+    body = {"data": data, "fn_index": fn_index(url, api_name), "session_hash": session}
+    text = json.dumps({**body, "event_data": None, "trigger_id": None})
+    with httpx.Client(timeout=60) as http:
+        join = http.post(f"{url}/gradio_api/queue/join", content=text, headers={"content-type": "application/json"})
+        join.raise_for_status()
+        with http.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": session}) as response:
+            yield (json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:"))
+
+
+def run_raw(url: str, api_name: str, data: list) -> dict:
+    with raw_event(url, api_name, data) as messages:
+        return next(m for m in messages if m.get("msg") == "process_completed")
+
+
+# --- 1. what a visitor sent stays out of the log ---------------------------------------------------------
+
+
+def test_one_input_too_few_with_a_1mb_question_is_not_logged(tiny_app, log):
+    url, _ = tiny_app
+    question = "q" * MB
+    refused = run_raw(url, "compare", [[ECHO], "", question, 0, 1, 0, 16])  # the seed is missing
+    assert not refused["success"]
+    assert "takes 8 input values; 7 were sent" in refused["output"]["error"]
+    logged = log.take()
+    assert len(logged.encode()) < SMALL_LOG and "qqqq" not in logged, logged[:1000]
+
+
+def test_an_unknown_1mb_variant_id_is_echoed_nowhere(tiny_app, log):
+    url, _ = tiny_app
+    ident = "v" * MB
+    refused = run_raw(url, "compare", [[ident], "", "What is asthma?", 0, 1, 0, 16, None])
+    message = refused["output"]["error"]
+    assert not refused["success"] and "not in the list of choices" in message and len(message) < 400, message[:1000]
+    logged = log.take()
+    assert len(logged.encode()) < SMALL_LOG and "vvvv" not in logged, logged[:1000]
+
+
+def test_a_malformed_1mb_body_is_refused_without_echoing_it(tiny_app, log):
+    url, _ = tiny_app
+    body = json.dumps({"data": "d" * MB, "fn_index": "x", "session_hash": 5})
+    response = httpx.post(f"{url}/gradio_api/queue/join", content=body, timeout=60)
+    assert response.status_code == 422 and len(response.content) < 2000 and "dddd" not in response.text
+    assert len(log.take().encode()) < SMALL_LOG
+
+
+def test_no_log_record_exceeds_a_fixed_size():
+    formatter = BoundedFormatter("%(name)s: %(message)s")
+    try:
+        raise ValueError("e" * MB)
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "%s", ("m" * MB,), sys.exc_info())
+    text = formatter.format(record)
+    assert "Traceback" in text and "ValueError" in text
+    assert len(text) < MAX_RECORD_CHARS + 100 and max(map(len, text.splitlines())) < MAX_LINE_CHARS + 100
