@@ -152,6 +152,16 @@ def render_card(
         ("cutoff", f"{config.data.cutoff} tokens; prompt tokens {prompt_tokens}"),
         ("prompt template", f"{config.data.template} (medalpaca_core.prompts.render)"),
     ]
+    if config.data.context_share:
+        d = config.data
+        hyper.append(
+            (
+                "contexts (RAFT)",
+                f"{d.context_share:.0%} of the training records: own passage among {d.context_distractors} "
+                f"distractor passages, {d.context_no_gold:.0%} of them without it; passages cut within "
+                f"{d.context_passage_chars} chars",
+            )
+        )
     if config.is_lora:
         modules = ", ".join(lora.target_modules)
         hyper.append(("LoRA", f"r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout:g}, on {modules}"))

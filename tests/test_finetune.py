@@ -82,7 +82,10 @@ def tokenizer(tiny_dir):
 def finetuned(tmp_path_factory, tiny_dir):
     """One run per method into a MEDALPACA_HOME-like finetuned/ folder, shared by several tests."""
     root = tmp_path_factory.mktemp("finetuned")
-    return {m: (run(tiny_config(tiny_dir, root / f"tiny-{m}", m)), root) for m in ("full", "lora", "lora-8bit")}
+    configs = {m: tiny_config(tiny_dir, root / f"tiny-{m}", m) for m in ("full", "lora", "lora-8bit")}
+    grounded = replace(configs["lora"].data, cutoff=256, context_share=0.5)  # the RAFT mix, end to end
+    configs["lora"] = replace(configs["lora"], data=grounded)
+    return {m: (run(config), root) for m, config in configs.items()}
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "lora-8bit"])
@@ -97,6 +100,9 @@ def test_each_method_learns_and_writes_a_complete_variant(finetuned, method, tin
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists() and not (out / "training_args.bin").exists()
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (out / "README.md").read_text()
+    assert ("contexts (RAFT) | 50% of the training records" in card) == (method == "lora"), card
+    assert ("training examples with a context" in card) == (method == "lora")
     header, *rows = (out / "loss_log.csv").read_text().splitlines()
     assert header == ",".join(LOSS_COLUMNS) and len(rows) >= 8  # 6 training logs, validation at 0 and 6
     card = (out / "README.md").read_text()
