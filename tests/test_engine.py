@@ -9,6 +9,7 @@ from medalpaca_core import generation
 from medalpaca_core.engine import MAX_QUESTION_CHARS, Studio, encode
 from medalpaca_core.generation import GenerationSettings, SettingsError
 from medalpaca_core.loader import ModelManager
+from medalpaca_core.multilora import lora_layers
 from medalpaca_core.prompts import PromptError, PromptParts, render
 from medalpaca_core.registry import UnknownVariantError, Variant
 
@@ -42,15 +43,16 @@ def test_one_generate_call_serves_base_and_adapters(studio, monkeypatch):
     original = type(loaded.model).generate
 
     def counting(self, *args, **kwargs):
-        calls.append(kwargs.get("adapter_names"))
+        fused_hooks = sum(bool(layer._forward_hooks) for _, layer in lora_layers(self))
+        calls.append((kwargs["input_ids"].shape[0], kwargs.get("adapter_names"), fused_hooks))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(type(loaded.model), "generate", counting)
     final(studio, ["tiny", "tiny-lora-0", "tiny-lora-1"])
-    assert len(calls) == 1 and calls[0][0] == "__base__" and len(calls[0]) == 3
+    assert len(calls) == 1 and calls[0][:2] == (3, None) and calls[0][2] > 0, "one batch, on the fused path"
     final(studio, ["tiny-lora-1"])
     final(studio, ["tiny"])
-    assert calls[1:] == [None, None], "a batch of one adapter takes PEFT's plain (faster) path"
+    assert calls[1:] == [(1, None, 0), (1, None, 0)], "a batch of one adapter takes PEFT's plain (faster) path"
 
 
 def greedy_tokens(studio, variant_id, count):
@@ -75,17 +77,17 @@ def test_finished_rows_leave_the_batch_and_the_others_answer_as_alone(studio, mo
     loaded, finished_adapter = studio.manager.acquire(studio.registry.get("tiny-lora-0"))
     monkeypatch.setattr(loaded.model.get_base_model().generation_config, "use_cache", use_cache)
     calls = []
-    original = type(loaded.model).generate
+    rows_adapters = loaded.rows_adapters
 
-    def counting(self, *args, **kwargs):
-        calls.append((kwargs["input_ids"].shape[0], kwargs.get("adapter_names")))
-        return original(self, *args, **kwargs)
+    def recording(names):
+        calls.append(list(names))
+        return rows_adapters(names)
 
-    monkeypatch.setattr(type(loaded.model), "generate", counting)
+    monkeypatch.setattr(loaded, "rows_adapters", recording)
     together = final(studio, ids)
     assert together["tiny-lora-0"].stats.finish_reason == "eos" and together["tiny-lora-0"].stats.new_tokens < 12
-    assert [size for size, _ in calls] == [3, 2], "the finished row leaves; the other two go on from the cache"
-    assert finished_adapter not in calls[1][1]
+    assert [len(names) for names in calls] == [3, 2], "the finished row leaves; the other two go on from the cache"
+    assert finished_adapter in calls[0] and finished_adapter not in calls[1]
     for ident in ids:
         alone = final(studio, [ident])[ident]
         assert alone.text == together[ident].text and alone.stats.new_tokens == together[ident].stats.new_tokens

@@ -35,15 +35,17 @@ def build_tiny_llama(folder: Path, tokenizer_dir: str, seed: int = 0, **override
     return folder
 
 
-def build_tiny_lora(base_dir: Path, folder: Path, seed: int) -> Path:
-    """A random (not zero-initialised) LoRA on q_proj/v_proj, so it really changes the outputs."""
+def build_tiny_lora(
+    base_dir: Path, folder: Path, seed: int, rank: int = 4, targets: tuple[str, ...] = ("q_proj", "v_proj")
+) -> Path:
+    """A random (not zero-initialised) LoRA (on q_proj/v_proj unless ``targets``), so it really changes the outputs."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(targets), init_lora_weights=False)
     peft_model = get_peft_model(model, config)
     for name, param in peft_model.named_parameters():
         if "lora_B" in name:  # make the adapter's effect large enough to flip greedy choices
