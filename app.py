@@ -80,10 +80,8 @@ def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, **options: Any) -> tup
 
 
 def main() -> None:
-    # Two generations run at once on a few cores, often beside other work: OpenMP threads that spin while
-    # they wait take the cores from each other (measured on 2 shared cores: 1 token/s instead of 17). Read
-    # once, when torch is first imported, which importing this module does not do.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP's default (spinning) wait is what makes one visitor's stream fast; several at once share the
+    # cores through per-generation thread budgets (medalpaca_core.cpu_share) instead of passive waiting.
     install_bounded_logging()  # no line of the log quotes more than a short prefix of what a visitor sent
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     launch(build_demo())

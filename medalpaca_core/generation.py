@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .cpu_share import CPU_SHARE
 from .prompts import cut_response
 
 
@@ -287,7 +288,7 @@ def stream_batch(
             # import is not thread-safe on first use and would race with a load in another thread
             from transformers.generation.stopping_criteria import StoppingCriteriaList
 
-            with loaded.lock, torch.inference_mode():
+            with loaded.lock, torch.inference_mode(), CPU_SHARE.generation():
                 ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
                 input_ids = torch.tensor(ids, device=loaded.model.device)
                 attention_mask = torch.tensor(mask, device=loaded.model.device)
@@ -300,7 +301,7 @@ def stream_batch(
                             input_ids=input_ids,
                             attention_mask=attention_mask,
                             cache=cache,
-                            stopping_criteria=StoppingCriteriaList([tracker]),
+                            stopping_criteria=StoppingCriteriaList([tracker, CPU_SHARE]),
                             pad_token_id=loaded.tokenizer.pad_token_id,
                             eos_token_id=sorted(eos_ids),
                             return_dict_in_generate=True,

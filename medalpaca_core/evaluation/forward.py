@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..cpu_share import CPU_SHARE
 from ..engine import encode
 
 
@@ -53,7 +54,7 @@ def forward_logprobs(loaded: Any, rows: Sequence[tuple[list[int], str]], keep: i
     input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids, _ in rows], device=device)
     mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in rows], device=device)
     adapters = [adapter for _, adapter in rows]
-    with loaded.lock, loaded.rows_adapters(adapters) as kwargs, torch.inference_mode():
+    with loaded.lock, loaded.rows_adapters(adapters) as kwargs, torch.inference_mode(), CPU_SHARE.generation():
         head = loaded.model.get_output_embeddings()
         # a quantized head (bitsandbytes) stores no usable float weight; it keeps its own precision
         hook = head.register_forward_hook(_float32_projection) if type(head) is torch.nn.Linear else None
