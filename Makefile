@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install prepare lint format bench clean
+BENCH_SITE := .bench-site
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36 diskcache==5.6.3
+
+.PHONY: demo test install prepare lint format bench bench-llamacpp clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +30,12 @@ test: prepare  ## lint, then the whole test suite (offline)
 	$(PY) -m pytest
 
 bench: prepare  ## every benchmark in one run: prints a table and writes BENCHMARKS.md (~30 min)
-	$(PY) -m benchmarks
+	PYTHONPATH=$(CURDIR)/$(BENCH_SITE) $(PY) -m benchmarks
+
+# llama.cpp, the reference row of make bench: builds llama.cpp from source (several minutes), into
+# $(BENCH_SITE) only, which make bench alone puts on its path (never the app, never make test).
+bench-llamacpp: prepare  ## llama-cpp-python for make bench's llama.cpp reference row
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(PY) -m pip install --quiet --no-deps --target $(CURDIR)/$(BENCH_SITE) $(LLAMA_CPP_PYTHON)
 
 lint: install
 	$(PY) -m ruff check .
@@ -38,7 +46,7 @@ format: install
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts
+	rm -rf $(VENV) $(BENCH_SITE) .pytest_cache .ruff_cache artifacts
 
 # --- fine-tuning (finetune/README.md) ------------------------------------------------------------
 # The shipped adapters and the full fine-tune, from ../shared development data (not needed by the app

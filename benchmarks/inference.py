@@ -90,7 +90,7 @@ def timed_answer(studio: Studio, variant_ids: list[str]) -> tuple[float, dict]:
     return elapsed, answers
 
 
-def decode_rows(studio: Studio, repeats: int) -> list[Row]:
+def decode_rows(studio: Studio, repeats: int, anchor: Anchor | None = None) -> list[Row]:
     """Single-stream decode speed and time to first token per precision and for a LoRA adapter."""
     rows = []
     for variant_id in ["smol-fp32", "smol-base", "smol-int8", "smol-nf4", "bench-lora-0"]:
@@ -104,32 +104,68 @@ def decode_rows(studio: Studio, repeats: int) -> list[Row]:
                 "decode",
                 f"{variant_id} ({variant.kind}, {studio.manager.key_for(variant).dtype})",
                 f"{speed:.1f} tok/s",
-                f"first token {ttft:.2f} s; prompt {stats[0].prompt_tokens} tokens",
+                f"first token {ttft:.2f} s; prompt {stats[0].prompt_tokens} tokens"
+                + (f"; {anchor.ratio(speed)}" if anchor else ""),
                 "python -m benchmarks.inference",
             )
         )
     return rows
 
 
-def compare_rows(studio: Studio, repeats: int) -> list[Row]:
+def compare_rows(studio: Studio, repeats: int, anchor: Anchor | None = None) -> list[Row]:
     """K variants sharing one base: one batched generate vs one after the other.
 
-    K=1 is the base alone; K=2..4 add LoRA adapters, which a batch applies per row through PEFT's
-    ``adapter_names`` (one variant alone takes PEFT's plain path, see ``LoadedModel.rows_adapters``).
+    K=1 is the base alone; K=2..4 add LoRA adapters, which a batch applies per row through the fused
+    multi-LoRA forward (``medalpaca_core.multilora``; one variant alone takes PEFT's plain path, see
+    ``LoadedModel.rows_adapters``). Then K=4 again with the other ways to apply the adapters per row.
     """
     ids = ["smol-base", "bench-lora-0", "bench-lora-1", "bench-lora-2"]
     timed_answer(studio, ids)  # loads all adapters
     one = statistics.median(timed_answer(studio, ids[:1])[0] for _ in range(repeats))
     rows = []
     for k in range(1, len(ids) + 1):
-        batched = statistics.median(timed_answer(studio, ids[:k])[0] for _ in range(repeats))
+        runs = [timed_answer(studio, ids[:k]) for _ in range(repeats)]
+        batched = statistics.median(elapsed for elapsed, _ in runs)
+        # decode rate of all rows together, counted like llama.cpp's single stream (after the first token)
+        aggregate = statistics.median(sum(a.stats.tokens_per_s for a in answers.values()) for _, answers in runs)
         sequential = statistics.median(sum(timed_answer(studio, [v])[0] for v in ids[:k]) for _ in range(repeats))
         rows.append(
             Row(
                 "side-by-side",
                 f"K={k} variants on one base",
                 f"{batched:.1f} s batched",
-                f"{batched / one:.2f}x of K=1; one after the other {sequential:.1f} s ({sequential / one:.2f}x)",
+                f"{batched / one:.2f}x of K=1; one after the other {sequential:.1f} s ({sequential / one:.2f}x); "
+                f"decode {aggregate:.1f} tok/s in all" + (f" ({anchor.ratio(aggregate)})" if anchor else ""),
+                "python -m benchmarks.inference",
+            )
+        )
+    return rows + mixed_batch_rows(studio, ids, repeats, one)
+
+
+def mixed_batch_rows(studio: Studio, ids: list[str], repeats: int, one: float) -> list[Row]:
+    """K=4 with the fused path's other strategy, and with PEFT's own ``adapter_names`` loop (the old way)."""
+    from medalpaca_core.multilora import FusedLoRA
+
+    loaded, _ = studio.acquire(studio.registry.get(ids[1]))
+    gather = FusedLoRA(loaded.model, "gather")
+    ways = {
+        "fused, gather (gathered bmm)": lambda: gather,
+        "PEFT adapter_names (per-adapter loop)": lambda: None,
+    }
+    rows = []
+    for label, fused in ways.items():
+        loaded.fused_adapters = fused  # an instance attribute: rows_adapters asks it for the stacks
+        try:
+            timed_answer(studio, ids)
+            batched = statistics.median(timed_answer(studio, ids)[0] for _ in range(repeats))
+        finally:
+            del loaded.fused_adapters
+        rows.append(
+            Row(
+                "side-by-side",
+                f"K={len(ids)}, {label}",
+                f"{batched:.1f} s batched",
+                f"{batched / one:.2f}x of K=1 (the rows above: fused, concat, the default)",
                 "python -m benchmarks.inference",
             )
         )
@@ -254,49 +290,91 @@ def cold_start_rows() -> list[Row]:
     return rows
 
 
-def llama_cpp_rows() -> list[Row]:
-    """The same single-stream decode through llama.cpp on the shipped GGUF, where it is installed (optional)."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
+LLAMA_CPP_COMMAND = "make bench-llamacpp && make bench"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """llama.cpp's single stream on the shipped GGUF: what a local user would run instead."""
+
+    tokens_per_s: float
+    ttft_s: float
+
+    def ratio(self, tokens_per_s: float) -> str:
+        return f"{tokens_per_s / self.tokens_per_s:.2f}x llama.cpp"
+
+
+def _llama_cpp_child(repeats: int, queue: multiprocessing.Queue) -> None:
+    """Greedy decode of the benchmark prompt through llama.cpp, ``repeats`` times after one warm-up."""
+    from llama_cpp import Llama
+
+    from medalpaca_core.cpu_share import available_cores
+    from medalpaca_core.default_model import gguf_path
+    from medalpaca_core.prompts import PromptParts, render
+
+    llm = Llama(model_path=str(gguf_path()), n_ctx=1024, n_threads=available_cores(), verbose=False)
+    prompt = render("medalpaca", PromptParts(QUESTION, CONTEXT))
+    no_end = {llm.token_eos(): -1e9}  # exactly NEW_TOKENS, as ``min_new_tokens`` does for the torch rows
+    speeds, ttfts = [], []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        first, count = None, 0
+        for _ in llm(prompt, max_tokens=NEW_TOKENS, temperature=0.0, logit_bias=no_end, stream=True):
+            first, count = first or time.perf_counter(), count + 1
+        end = time.perf_counter()
+        speeds.append((count - 1) / (end - first))
+        ttfts.append(first - started)
+    queue.put(Anchor(statistics.median(speeds[1:]), statistics.median(ttfts[1:])))
+
+
+def llama_cpp_anchor(repeats: int) -> Anchor | None:
+    """llama.cpp's speed in a fresh process (its threads and torch's never share one), or None if not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_llama_cpp_child, args=(repeats, queue))
+    child.start()
+    anchor = queue.get(timeout=900)
+    child.join()
+    return anchor
+
+
+def llama_cpp_rows(anchor: Anchor | None) -> list[Row]:
+    """The reference row: llama.cpp on the GGUF the default model is converted from (optional)."""
+    if anchor is None:
         return [
             Row(
                 "reference",
                 "llama.cpp (Q4_1 GGUF)",
                 "skipped",
-                "llama-cpp-python is not installed (optional)",
-                "pip install llama-cpp-python && python -m benchmarks.inference",
+                "llama-cpp-python is not installed (optional; ratios to it left out)",
+                LLAMA_CPP_COMMAND,
             )
         ]
-    from medalpaca_core.default_model import gguf_path
-    from medalpaca_core.prompts import PromptParts, render
-
-    llm = Llama(model_path=str(gguf_path()), n_ctx=1024, n_threads=os.cpu_count(), verbose=False)
-    prompt = render("medalpaca", PromptParts(QUESTION, CONTEXT))
-    started = time.perf_counter()
-    first = None
-    for _ in llm(prompt, max_tokens=NEW_TOKENS, temperature=0.0, stream=True):
-        first = first or time.perf_counter()
-    end = time.perf_counter()
     return [
         Row(
             "reference",
-            "llama.cpp (Q4_1 GGUF)",
-            f"{(NEW_TOKENS - 1) / (end - first):.1f} tok/s",
-            f"first token {first - started:.2f} s",
-            "python -m benchmarks.inference",
+            "llama.cpp (Q4_1 GGUF, llama-cpp-python)",
+            f"{anchor.tokens_per_s:.1f} tok/s",
+            f"first token {anchor.ttft_s:.2f} s; the same prompt and 128 new tokens; the anchor of every "
+            "'x llama.cpp' ratio in this run",
+            LLAMA_CPP_COMMAND,
         )
     ]
 
 
 def run(repeats: int) -> list[Row]:
+    anchor = llama_cpp_anchor(repeats)
     with tempfile.TemporaryDirectory() as scratch:
         adapters = make_adapters(4, Path(scratch))
         studio = Studio(bench_registry(adapters), ModelManager(device="cpu"))
-        rows = decode_rows(studio, repeats) + compare_rows(studio, repeats)
+        rows = decode_rows(studio, repeats, anchor) + compare_rows(studio, repeats, anchor)
         del studio
         rows += memory_rows(adapters)
-    return rows + cold_start_rows() + llama_cpp_rows()
+    return rows + cold_start_rows() + llama_cpp_rows(anchor)
 
 
 def main() -> None:
