@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.app_server import ECHO
+from tests.app_server import ECHO, SHORT
 from ui.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
 
 pytest_plugins = ["tests.app_server"]
@@ -109,3 +109,38 @@ def test_no_log_record_exceeds_a_fixed_size():
     text = formatter.format(record)
     assert "Traceback" in text and "ValueError" in text
     assert len(text) < MAX_RECORD_CHARS + 100 and max(map(len, text.splitlines())) < MAX_LINE_CHARS + 100
+
+
+# --- 6. typed validation at the API boundary -----------------------------------------------------------
+
+COMPARE = {"variant_ids": [ECHO], "context": "", "question": "What is asthma?", **SHORT}
+CHAT = {"variant_id": ECHO, "message": "Hello", "history": None, **SHORT}
+EVALUATE = {"variant_ids": [ECHO], "source": "sample", "files": None, "mode": "loglik", "limit": 1}
+
+
+@pytest.mark.parametrize(
+    ("api_name", "inputs", "field", "message"),
+    [
+        ("compare", COMPARE, {"max_new_tokens": 1.5}, "max_new_tokens must be a whole number, not 1.5"),
+        ("compare", COMPARE, {"top_k": 2.5}, "top_k must be a whole number, not 2.5"),
+        ("compare", COMPARE, {"temperature": True}, "temperature must be a number, not a boolean"),
+        ("compare", COMPARE, {"top_p": "abc"}, "top_p must be a number, not text ('abc')"),
+        ("compare", COMPARE, {"seed": float("inf")}, "seed must be a finite number, not inf"),
+        ("compare", COMPARE, {"variant_ids": ECHO}, "variant_ids must be a list of ids, not text ('echo')"),
+        ("compare", COMPARE, {"variant_ids": [ECHO, 7]}, "each of variant_ids must be text, not a number ('7')"),
+        ("compare", COMPARE, {"question": {"a": 1}}, "question must be text, not an object"),
+        ("chat", CHAT, {"variant_id": [ECHO]}, "variant_id must be text, not a list"),
+        ("chat", CHAT, {"max_new_tokens": "16"}, "max_new_tokens must be a number, not text ('16')"),
+        ("evaluate", EVALUATE, {"limit": "abc"}, "limit must be a number, not text ('abc')"),
+        ("evaluate", EVALUATE, {"limit": float("nan")}, "limit must be a finite number, not nan"),
+        ("evaluate", EVALUATE, {"limit": 2.5}, "limit must be a whole number, not 2.5"),
+        ("evaluate", EVALUATE, {"files": "step1.json"}, "files must be a list of uploaded files"),
+        ("vote", {"comparison": None, "winner": None}, {"winner": ["a"]}, "winner must be text, not a list"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_its_field(tiny_app, log, api_name, inputs, field, message):
+    url, _ = tiny_app
+    refused = run_raw(url, api_name, list({**inputs, **field}.values()))
+    assert not refused["success"] and message in refused["output"]["error"], refused["output"]
+    logged = log.take()
+    assert len(logged.encode()) < SMALL_LOG and "Traceback" not in logged, logged[:1000]

@@ -24,6 +24,8 @@ from gradio.block_function import BlockFunction
 
 from medalpaca_core.echo import ECHO_CHARS, brief
 
+from .api_types import check_inputs
+
 log = logging.getLogger("medalpaca.requests")
 
 MAX_LINE_CHARS = 300  # one line of the log, whatever it quotes
@@ -82,14 +84,22 @@ class GuardedBlocks(gr.Blocks):
             )
 
     async def preprocess_data(self, block_fn: BlockFunction, inputs: list[Any], state: Any, *args: Any, **kw: Any):
+        """Types first (``ui.api_types``), then Gradio's own checks; any refusal is a short message."""
         try:
+            self.validate_inputs(block_fn, inputs)
+            check_inputs(block_fn.fn, block_fn.inputs, inputs)
             return await super().preprocess_data(block_fn, inputs, state, *args, **kw)
+        except gr.Error as error:
+            if not error.print_exception:
+                raise
+            refused: Exception = error
         except Exception as error:
-            log.warning("%s refused its input (%s): %s", endpoint(block_fn), summary(inputs), type(error).__name__)
-            message = getattr(error, "message", None) or str(error)
-            raise gr.Error(
-                without_long_values(str(message), inputs), title="Invalid request", print_exception=False
-            ) from error
+            refused = error
+        log.info("%s refused its input (%s): %s", endpoint(block_fn), summary(inputs), type(refused).__name__)
+        message = getattr(refused, "message", None) or str(refused)
+        raise gr.Error(
+            without_long_values(str(message), inputs), title="Invalid request", print_exception=False
+        ) from refused
 
     async def process_api(self, block_fn: BlockFunction | int, inputs: list[Any], *args: Any, **kw: Any):
         """A handler's messages pass; any other exception is logged once, bounded, and the visitor gets a message."""
