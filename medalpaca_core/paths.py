@@ -8,6 +8,9 @@ moved or deleted in one go. The project's own bundled files live in ``assets/`` 
 from __future__ import annotations
 
 import os
+import re
+import sys
+import tempfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,3 +41,27 @@ def finetuned_dir() -> Path:
 def data_dir() -> Path:
     """Votes database, evaluation results and other app state."""
     return home() / "data"
+
+
+def public_paths(text: str) -> str:
+    """``text`` as a visitor may see it: no absolute path of this server, only paths relative to the project,
+    to ``$MEDALPACA_HOME`` (written as such), to the Python environment or to the temporary folder.
+
+    Messages and the Models tab name files (an adapter that is missing, an exam that cannot be read); the
+    folders they sit in tell a visitor the server's layout, user name and install, and nothing useful.
+    """
+    roots = {
+        str(home().resolve()): "$MEDALPACA_HOME",
+        str(home()): "$MEDALPACA_HOME",
+        str(PROJECT_ROOT): ".",
+        str(Path(sys.prefix).resolve()): "<python>",
+        sys.prefix: "<python>",
+        str(Path(tempfile.gettempdir()).resolve()): "<temp>",
+        tempfile.gettempdir(): "<temp>",
+        str(Path.home()): "~",
+    }
+    for root in sorted(roots, key=len, reverse=True):
+        if len(root) > 1:
+            text = text.replace(root + os.sep, "" if roots[root] == "." else roots[root] + "/")
+            text = re.sub(re.escape(root) + r"(?![\w.-])", roots[root], text)
+    return text

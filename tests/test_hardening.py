@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
+from medalpaca_core.paths import PROJECT_ROOT, public_paths
 from tests.app_server import ECHO, SHORT
 from ui.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
 
@@ -144,3 +149,27 @@ def test_a_value_of_the_wrong_type_is_refused_naming_its_field(tiny_app, log, ap
     assert not refused["success"] and message in refused["output"]["error"], refused["output"]
     logged = log.take()
     assert len(logged.encode()) < SMALL_LOG and "Traceback" not in logged, logged[:1000]
+
+
+# --- 5. no absolute server path in a message or a public view ------------------------------------------
+
+
+def server_paths(home: Path) -> list[str]:
+    """The absolute folders a visitor must not learn: the install, the environment, the data and temp folders."""
+    return [str(PROJECT_ROOT), sys.prefix, str(Path(sys.prefix).resolve()), str(home), tempfile.gettempdir()]
+
+
+def test_config_models_and_messages_name_no_absolute_server_path(tiny_app, tmp_path):
+    url, home = tiny_app
+    config = httpx.get(f"{url}/config", timeout=30).text
+    models = json.dumps(Client(url, verbose=False).predict(api_name="/models"))
+    (tmp_path / "step1.json").write_text('[{"question": "q", "options": {"A": "x", "B": "y"}}]')
+    with pytest.raises(AppError) as refused:  # the solutions file is missing: the message names it
+        Client(url, verbose=False).predict(
+            [ECHO], "upload", [handle_file(str(tmp_path / "step1.json"))], "loglik", 1, api_name="/evaluate"
+        )
+    assert "step1_solutions.json is missing" in str(refused.value)
+    assert "$MEDALPACA_HOME" in public_paths(str(home / "data")) and "<temp>/" in models
+    for path in server_paths(home):
+        for shown in (config, models, str(refused.value)):
+            assert path not in shown, (path, shown[shown.find(path) - 200 : shown.find(path) + 200])

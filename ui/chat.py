@@ -21,6 +21,7 @@ from .common import (
     CancelBoard,
     admit,
     disclaimer,
+    error_html,
     literal_html,
     plain_text,
     settings_accordion,
@@ -48,7 +49,7 @@ def chat_messages(history: History, pending: tuple[str, str] | None = None) -> l
 
 def turn_status(answer: Answer) -> str:
     if answer.status == "error":
-        return "⚠ " + literal_html(answer.error or "failed")
+        return "⚠ " + error_html(answer.error or "failed")
     if answer.status == "loading":
         return "Loading the model (first use: a few seconds)…"
     if answer.stats:

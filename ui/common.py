@@ -18,6 +18,7 @@ from typing import TypeVar
 import gradio as gr
 
 from medalpaca_core.generation import MAX_SEED, PRESETS, GenerationSettings, SettingsError
+from medalpaca_core.paths import public_paths
 from medalpaca_core.prompts import PromptError
 from medalpaca_core.ratelimit import RateLimited, RateLimiter
 from medalpaca_core.registry import UnknownVariantError
@@ -54,7 +55,12 @@ def user_error(error: Exception | str, title: str = "Cannot run this") -> gr.Err
     Kept out of the server log: a refused input is not a fault of the server, and a traceback for
     each one would bury the real faults.
     """
-    return gr.Error(html.escape(plain_text(error)), title=title, print_exception=False)
+    return gr.Error(error_html(plain_text(error)), title=title, print_exception=False)
+
+
+def error_html(text: str) -> str:
+    """An error for the page: shown as text, and naming no absolute path of this server (``public_paths``)."""
+    return literal_html(public_paths(text))
 
 
 def plain_text(value: object) -> str:

@@ -27,6 +27,7 @@ from .common import (
     CancelBoard,
     admit,
     disclaimer,
+    error_html,
     literal_html,
     plain_text,
     settings_accordion,
@@ -63,7 +64,7 @@ class Slot:
 
 def status_line(answer: Answer) -> str:
     if answer.status == "error":
-        return "⚠ " + literal_html(answer.error or "failed")
+        return "⚠ " + error_html(answer.error or "failed")
     if answer.status == "done" and answer.stats:
         return "✓ " + literal_html(answer.stats.summary())
     if answer.status == "generating":

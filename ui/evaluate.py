@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from medalpaca_core.echo import brief
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation import (
     BUNDLED_EXAM,
@@ -26,6 +27,7 @@ from medalpaca_core.evaluation import (
     run_evaluation,
 )
 from medalpaca_core.evaluation.report import paper_markdown, results_markdown
+from medalpaca_core.paths import public_paths
 from medalpaca_core.ratelimit import RateLimiter
 
 from .common import admit, disclaimer, literal_html, user_error
@@ -47,12 +49,12 @@ def uploaded_exam(files: list[str] | None) -> Exam:
         for file in files:
             link = folder / Path(file).name
             if link.exists():
-                raise ExamError(f"Two uploaded files are named {link.name}")
+                raise ExamError(f"Two uploaded files are named {brief(link.name)}")
             link.symlink_to(Path(file).resolve())
         try:
             return load_exam(folder)
         except ExamError as error:  # name the uploaded files, not the temporary folder they were read from
-            raise ExamError(str(error).replace(f"{folder}/", "")) from error
+            raise ExamError(str(error).replace(f"{folder}/", "").replace(str(folder), "the uploaded files")) from error
 
 
 def evaluate(
@@ -74,7 +76,7 @@ def evaluate(
 
     outcome = run_evaluation(studio, variant_ids or [], exam, default_output(exam), config, report)
     notes = [f"- {mode}: {seconds:.0f} s" for mode, seconds in outcome.seconds.items()]
-    notes += [f"- **{run} incomplete**: {message}" for run, message in outcome.errors.items()]
+    notes += [f"- **{run} incomplete**: {public_paths(message)}" for run, message in outcome.errors.items()]
     text = results_markdown(outcome.scores, f"{exam.name}: zero-shot accuracy") + "\n" + "\n".join(notes)
     text = literal_html(text)  # exam names come from uploaded file names: shown as text, never as HTML
     # Gradio serves only files from the temporary folder or the working directory: hand it copies

@@ -11,6 +11,7 @@ logged through ``logging``, where ``BoundedFormatter`` caps every line and every
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import math
@@ -97,9 +98,8 @@ class GuardedBlocks(gr.Blocks):
             refused = error
         log.info("%s refused its input (%s): %s", endpoint(block_fn), summary(inputs), type(refused).__name__)
         message = getattr(refused, "message", None) or str(refused)
-        raise gr.Error(
-            without_long_values(str(message), inputs), title="Invalid request", print_exception=False
-        ) from refused
+        shown = html.escape(without_long_values(str(message), inputs), quote=False)  # the page renders it as HTML
+        raise gr.Error(shown, title="Invalid request", print_exception=False) from refused
 
     async def process_api(self, block_fn: BlockFunction | int, inputs: list[Any], *args: Any, **kw: Any):
         """A handler's messages pass; any other exception is logged once, bounded, and the visitor gets a message."""

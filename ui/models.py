@@ -6,6 +6,7 @@ import gradio as gr
 
 from medalpaca_core.catalog import catalog
 from medalpaca_core.engine import Studio
+from medalpaca_core.paths import public_paths
 
 from .common import disclaimer
 
@@ -28,7 +29,7 @@ def table(studio: Studio) -> list[list[str]]:
     rows = []
     for row in catalog(studio):
         cells = {**row.__dict__, "available": "yes" if row.available else "no"}
-        rows.append([cells[field] for _, field, _ in COLUMNS])
+        rows.append([public_paths(str(cells[field])) for _, field, _ in COLUMNS])
     return rows
 
 

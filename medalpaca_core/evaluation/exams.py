@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..echo import brief
 from ..engine import MAX_QUESTION_CHARS
 from ..paths import ASSETS_DIR
 
@@ -139,7 +140,7 @@ def check_question(entry: Any, where: str) -> tuple[str, dict[str, str]]:
         raise ExamError(f"{where}: 'options' must map at least two letters to answer texts")
     for letter, option in options.items():
         if not OPTION_LETTER.match(str(letter)):
-            raise ExamError(f"{where}: option key {letter!r} is not a single capital letter")
+            raise ExamError(f"{where}: option key {brief(letter)} is not a single capital letter")
         if not isinstance(option, str) or not option.strip():
             raise ExamError(f"{where}: option {letter} is empty or not text")
     length = len(text) + sum(len(option) + 4 for option in options.values())
@@ -151,7 +152,7 @@ def check_question(entry: Any, where: str) -> tuple[str, dict[str, str]]:
 def check_answer(answer: Any, options: dict[str, str], where: str) -> str:
     letter = str(answer).strip().upper() if isinstance(answer, str) else None
     if letter not in options:
-        raise ExamError(f"{where}: the solution {answer!r} is not among the options {', '.join(options)}")
+        raise ExamError(f"{where}: the solution {brief(answer)} is not among the options {', '.join(options)}")
     return letter
 
 
