@@ -29,7 +29,7 @@ TARGETS = """\
 | (14) 4 variants sharing a base in at most 1.3x the wall time of one, 2 in 1.15x | side-by-side, K=4, K=2 |
 | (14) the K=4 batch decodes at least as many tokens/s in all as llama.cpp's one stream | side-by-side, K=4 |
 | (14) the fastest trustworthy single stream at least 0.5x llama.cpp | decode; reference, llama.cpp |
-| (14) one visitor of the app as fast as the single stream; 2 at once each >= 0.45x | app, visitors |
+| (14) one visitor of the app as fast as the single stream; 2 at once each >= 0.45x | visitors |
 | memory for 4 adapter variants at most 1.1x one base | memory, 4 adapter variants on one shared base |
 | single-stream bf16 decode at least 30 tok/s, first token under 0.3 s | decode, smol-base |
 | cached cold start of the default model under 3 s | cold start, cached load (the load, and from process start) |
@@ -93,20 +93,47 @@ def machine() -> str:
     )
 
 
-def markdown(rows: list[Row], command: str) -> str:
+def markdown(rows: list[Row] | list[str], command: str, provenance: str = "") -> str:
+    """The whole file; ``rows`` as Rows, or as table lines already (``provenance`` then says where from)."""
     lines = [
         "# Benchmarks",
         "",
         f"Measured {datetime.date.today().isoformat()} on {machine()}.",
-        f"All rows come from one run of `{command}`; timings are medians. Greedy decoding, a ~200-token",
-        "prompt and exactly 128 new tokens unless a row says otherwise.",
+        provenance or f"All rows come from one run of `{command}`; timings are medians.",
+        "Greedy decoding, a ~200-token prompt and exactly 128 new tokens unless a row says otherwise.",
         "",
         TARGETS,
         "| section | what | result | detail | reproduce |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {r.section} | {r.name} | {r.value} | {r.detail} | `{r.command}` |" for r in rows]
+    lines += [row if isinstance(row, str) else table_line(row) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def table_line(row: Row) -> str:
+    return f"| {row.section} | {row.name} | {row.value} | {row.detail} | `{row.command}` |"
+
+
+def table_rows(text: str) -> list[str]:
+    """The result lines of an existing BENCHMARKS.md (after the header of the results table)."""
+    lines = text.splitlines()
+    start = next((n for n, line in enumerate(lines) if line.startswith("| section |")), len(lines))
+    return [line for line in lines[start + 2 :] if line.startswith("| ")]
+
+
+def merged(old_lines: list[str], rows: list[Row], sections: tuple[str, ...]) -> list[str]:
+    """``old_lines`` with every row of ``sections`` replaced by ``rows`` of that section, in place."""
+    new = [table_line(r) for r in rows]
+    out, placed = [], set()
+    for line in old_lines:
+        section = line.split(" | ")[0].removeprefix("| ")
+        if section in sections:
+            if section not in placed:
+                out += [row for row, r in zip(new, rows, strict=True) if r.section == section]
+                placed.add(section)
+            continue
+        out.append(line)
+    return out + [row for row, r in zip(new, rows, strict=True) if r.section not in placed]
 
 
 def main() -> None:
@@ -115,8 +142,16 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=8)
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument(
+        "--only",
+        help="comma-separated inference sections (decode, side-by-side, memory, cold start, reference) and/or "
+        "'visitors': measure just those and replace their rows in the existing BENCHMARKS.md",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
+    if args.only:
+        partial(args.only.split(","), args.repeats, args.output)
+        return
     rows = run_inference(args.repeats)
     if not args.skip_training:
         rows += training_rows(args.train_steps)
@@ -126,6 +161,26 @@ def main() -> None:
         print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
     args.output.write_text(markdown(rows, "make bench"), encoding="utf-8")
     print(f"wrote {args.output}")
+
+
+def partial(sections: list[str], repeats: int, output: Path) -> None:
+    """Re-measure some sections in one run and put their rows into the existing file, saying which and when."""
+    from benchmarks import visitors
+
+    inference = tuple(s for s in sections if s != "visitors")
+    rows = run_inference(repeats, inference) if inference else []
+    if "visitors" in sections:
+        rows += visitors.rows(repeats, single_stream(rows))
+    for row in rows:
+        print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
+    command = f"python -m benchmarks --only '{','.join(sections)}' --repeats {repeats}"
+    provenance = (
+        f"Rows of {', '.join(sections)} come from one run of `{command}` (ratios within that run); the other "
+        "rows from the last full `make bench`. Timings are medians."
+    )
+    lines = merged(table_rows(output.read_text(encoding="utf-8")), rows, tuple(sections))
+    output.write_text(markdown(lines, "make bench", provenance), encoding="utf-8")
+    print(f"updated {output}")
 
 
 if __name__ == "__main__":

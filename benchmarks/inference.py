@@ -366,15 +366,26 @@ def llama_cpp_rows(anchor: Anchor | None) -> list[Row]:
     ]
 
 
-def run(repeats: int) -> list[Row]:
+SECTIONS = ("decode", "side-by-side", "memory", "cold start", "reference")
+
+
+def run(repeats: int, sections: tuple[str, ...] = SECTIONS) -> list[Row]:
+    """The rows of ``sections`` (all by default), llama.cpp's anchor first so every ratio is from this run."""
     anchor = llama_cpp_anchor(repeats)
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as scratch:
         adapters = make_adapters(4, Path(scratch))
         studio = Studio(bench_registry(adapters), ModelManager(device="cpu"))
-        rows = decode_rows(studio, repeats, anchor) + compare_rows(studio, repeats, anchor)
+        if "decode" in sections:
+            rows += decode_rows(studio, repeats, anchor)
+        if "side-by-side" in sections:
+            rows += compare_rows(studio, repeats, anchor)
         del studio
-        rows += memory_rows(adapters)
-    return rows + cold_start_rows() + llama_cpp_rows(anchor)
+        if "memory" in sections:
+            rows += memory_rows(adapters)
+    if "cold start" in sections:
+        rows += cold_start_rows()
+    return rows + (llama_cpp_rows(anchor) if "reference" in sections else [])
 
 
 def main() -> None:

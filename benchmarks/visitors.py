@@ -99,7 +99,7 @@ def rows(runs: int = 3, single_stream_tok_s: float | None = None) -> list[Row]:
             detail = f"each visitor {shares} of one visitor alone ({', '.join(SCENARIOS[label])})"
         table.append(
             Row(
-                "app",
+                "visitors",
                 f"{label}: {', '.join(SCENARIOS[label])}",
                 " / ".join(f"{speed:.1f}" for speed in speeds) + " tok/s",
                 f"{detail}; new tokens over Submit to last token, median of {runs}, over HTTP, app as shipped",
