@@ -9,6 +9,7 @@ with whatever else the machine is doing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import multiprocessing
 import platform
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.inference import Row
+from benchmarks.inference import DECODE_VARIANTS, Row
 from benchmarks.inference import run as run_inference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,19 +122,19 @@ def table_rows(text: str) -> list[str]:
     return [line for line in lines[start + 2 :] if line.startswith("| ")]
 
 
-def merged(old_lines: list[str], rows: list[Row], sections: tuple[str, ...]) -> list[str]:
-    """``old_lines`` with every row of ``sections`` replaced by ``rows`` of that section, in place."""
-    new = [table_line(r) for r in rows]
-    out, placed = [], set()
-    for line in old_lines:
-        section = line.split(" | ")[0].removeprefix("| ")
-        if section in sections:
-            if section not in placed:
-                out += [row for row, r in zip(new, rows, strict=True) if r.section == section]
-                placed.add(section)
-            continue
-        out.append(line)
-    return out + [row for row, r in zip(new, rows, strict=True) if r.section not in placed]
+def merged(old_lines: list[str], rows: list[Row]) -> list[str]:
+    """``old_lines`` with the rows of the same section and name replaced by ``rows``; new ones after their section."""
+
+    def key(line: str) -> tuple[str, str]:
+        section, name = line.removeprefix("| ").split(" | ")[:2]
+        return section, name
+
+    new = {(r.section, r.name): table_line(r) for r in rows}
+    out = [new.pop(key(line), line) for line in old_lines]
+    for (section, _), line in new.items():
+        last = max((n for n, old in enumerate(out) if key(old)[0] == section), default=len(out) - 1)
+        out.insert(last + 1, line)
+    return out
 
 
 def main() -> None:
@@ -147,10 +148,12 @@ def main() -> None:
         help="comma-separated inference sections (decode, side-by-side, memory, cold start, reference) and/or "
         "'visitors': measure just those and replace their rows in the existing BENCHMARKS.md",
     )
+    parser.add_argument("--decode-variants", help="comma-separated variants of the decode section (default: all)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.only:
-        partial(args.only.split(","), args.repeats, args.output)
+        decode = tuple(args.decode_variants.split(",")) if args.decode_variants else DECODE_VARIANTS
+        partial(args.only.split(","), args.repeats, args.output, decode)
         return
     rows = run_inference(args.repeats)
     if not args.skip_training:
@@ -163,22 +166,25 @@ def main() -> None:
     print(f"wrote {args.output}")
 
 
-def partial(sections: list[str], repeats: int, output: Path) -> None:
+def partial(sections: list[str], repeats: int, output: Path, decode_variants: tuple[str, ...]) -> None:
     """Re-measure some sections in one run and put their rows into the existing file, saying which and when."""
     from benchmarks import visitors
 
     inference = tuple(s for s in sections if s != "visitors")
-    rows = run_inference(repeats, inference) if inference else []
+    rows = run_inference(repeats, inference, decode_variants) if inference else []
     if "visitors" in sections:
         rows += visitors.rows(repeats, single_stream(rows))
     for row in rows:
         print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
     command = f"python -m benchmarks --only '{','.join(sections)}' --repeats {repeats}"
+    if decode_variants != DECODE_VARIANTS and "decode" in sections:
+        command += f" --decode-variants {','.join(decode_variants)}"
+    rows = [dataclasses.replace(row, command=command) for row in rows]
     provenance = (
-        f"Rows of {', '.join(sections)} come from one run of `{command}` (ratios within that run); the other "
-        "rows from the last full `make bench`. Timings are medians."
+        f"Rows reproduced by `{command}` come from one run of it (ratios within that run); the other rows from "
+        "the last full `make bench`. Timings are medians."
     )
-    lines = merged(table_rows(output.read_text(encoding="utf-8")), rows, tuple(sections))
+    lines = merged(table_rows(output.read_text(encoding="utf-8")), rows)
     output.write_text(markdown(lines, "make bench", provenance), encoding="utf-8")
     print(f"updated {output}")
 

@@ -90,10 +90,15 @@ def timed_answer(studio: Studio, variant_ids: list[str]) -> tuple[float, dict]:
     return elapsed, answers
 
 
-def decode_rows(studio: Studio, repeats: int, anchor: Anchor | None = None) -> list[Row]:
+DECODE_VARIANTS = ("smol-fp32", "smol-base", "smol-int8", "smol-nf4", "bench-lora-0")
+
+
+def decode_rows(
+    studio: Studio, repeats: int, anchor: Anchor | None = None, variants: tuple[str, ...] = DECODE_VARIANTS
+) -> list[Row]:
     """Single-stream decode speed and time to first token per precision and for a LoRA adapter."""
     rows = []
-    for variant_id in ["smol-fp32", "smol-base", "smol-int8", "smol-nf4", "bench-lora-0"]:
+    for variant_id in variants:
         timed_answer(studio, [variant_id])  # load and warm up
         stats = [timed_answer(studio, [variant_id])[1][variant_id].stats for _ in range(repeats)]
         speed = statistics.median(s.tokens_per_s for s in stats)
@@ -369,7 +374,9 @@ def llama_cpp_rows(anchor: Anchor | None) -> list[Row]:
 SECTIONS = ("decode", "side-by-side", "memory", "cold start", "reference")
 
 
-def run(repeats: int, sections: tuple[str, ...] = SECTIONS) -> list[Row]:
+def run(
+    repeats: int, sections: tuple[str, ...] = SECTIONS, decode_variants: tuple[str, ...] = DECODE_VARIANTS
+) -> list[Row]:
     """The rows of ``sections`` (all by default), llama.cpp's anchor first so every ratio is from this run."""
     anchor = llama_cpp_anchor(repeats)
     rows: list[Row] = []
@@ -377,7 +384,7 @@ def run(repeats: int, sections: tuple[str, ...] = SECTIONS) -> list[Row]:
         adapters = make_adapters(4, Path(scratch))
         studio = Studio(bench_registry(adapters), ModelManager(device="cpu"))
         if "decode" in sections:
-            rows += decode_rows(studio, repeats, anchor)
+            rows += decode_rows(studio, repeats, anchor, decode_variants)
         if "side-by-side" in sections:
             rows += compare_rows(studio, repeats, anchor)
         del studio
