@@ -27,7 +27,7 @@ PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "grad
 TARGETS = """\
 | target | where to read it |
 |---|---|
-| (14) 4 variants sharing a base in at most 1.3x the wall time of one, 2 in 1.15x | side-by-side, K=4, K=2 |
+| (14) 4 variants sharing a base in at most 1.3x the wall time of one, 2 in 1.15x | side-by-side; mixed batch |
 | (14) the K=4 batch decodes at least as many tokens/s in all as llama.cpp's one stream | side-by-side, K=4 |
 | (14) the fastest trustworthy single stream at least 0.5x llama.cpp | decode; reference, llama.cpp |
 | (14) one visitor of the app as fast as the single stream; 2 at once each >= 0.45x | visitors |
@@ -66,6 +66,14 @@ def app_rows(runs: int, single_stream_tok_s: float | None) -> list[Row]:
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(app_compare.rows, (runs,)) + visitors.rows(runs - 1, single_stream_tok_s)
+
+
+def mixed_batch_rows(repeats: int) -> list[Row]:
+    """CPU seconds per way of applying adapters (``benchmarks/mixed_batch.py``), in a fresh one-thread process."""
+    from benchmarks import mixed_batch
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(mixed_batch.run, (repeats,))
 
 
 def single_stream(rows: list[Row]) -> float | None:
@@ -145,8 +153,8 @@ def main() -> None:
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument(
         "--only",
-        help="comma-separated inference sections (decode, side-by-side, memory, cold start, reference) and/or "
-        "'visitors': measure just those and replace their rows in the existing BENCHMARKS.md",
+        help="comma-separated sections (decode, side-by-side, memory, cold start, reference, mixed batch, "
+        "visitors): measure just those and replace their rows in the existing BENCHMARKS.md",
     )
     parser.add_argument("--decode-variants", help="comma-separated variants of the decode section (default: all)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
@@ -155,7 +163,7 @@ def main() -> None:
         decode = tuple(args.decode_variants.split(",")) if args.decode_variants else DECODE_VARIANTS
         partial(args.only.split(","), args.repeats, args.output, decode)
         return
-    rows = run_inference(args.repeats)
+    rows = run_inference(args.repeats) + mixed_batch_rows(args.repeats)
     if not args.skip_training:
         rows += training_rows(args.train_steps)
     if not args.skip_load:
@@ -170,8 +178,10 @@ def partial(sections: list[str], repeats: int, output: Path, decode_variants: tu
     """Re-measure some sections in one run and put their rows into the existing file, saying which and when."""
     from benchmarks import visitors
 
-    inference = tuple(s for s in sections if s != "visitors")
+    inference = tuple(s for s in sections if s not in ("visitors", "mixed batch"))
     rows = run_inference(repeats, inference, decode_variants) if inference else []
+    if "mixed batch" in sections:
+        rows += mixed_batch_rows(repeats)
     if "visitors" in sections:
         rows += visitors.rows(repeats, single_stream(rows))
     for row in rows:
