@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medalpaca_core.engine import encode
 from medalpaca_core.grounding import GroundingError, ground
-from medalpaca_core.prompts import render
+from medalpaca_core.prompts import encode, render
 from medalpaca_core.records import Problem, QAPair, RecordError, Source, load_records
 
 from .config import DataConfig

@@ -12,16 +12,13 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .generation import PRESETS, Answer, GenerationSettings, Row, stream_batch
 from .loader import LoadedModel, LoadError, ModelManager
-from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, render
+from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, fit_prompt, validate_parts
 from .registry import Registry, Variant, availability
-
-MAX_QUESTION_CHARS = 4_000
-MAX_CONTEXT_CHARS = 32_000
 
 
 @dataclass(frozen=True)
@@ -30,55 +27,6 @@ class Request:
 
     variant_id: str
     parts: PromptParts
-
-
-def validate_parts(parts: PromptParts) -> PromptParts:
-    """Server-side input limits: a clear error rather than a minute of tokenizing a megabyte."""
-    for name in ("question", "context", "instruction", "response_prefix"):
-        if not isinstance(getattr(parts, name), str):
-            raise PromptError(f"The {name} must be text, not {type(getattr(parts, name)).__name__}")
-    if not parts.question.strip():
-        raise PromptError("The question is empty: type a question to ask the model")
-    if len(parts.question) > MAX_QUESTION_CHARS:
-        raise PromptError(f"The question is {len(parts.question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
-    if len(parts.context) > MAX_CONTEXT_CHARS:
-        raise PromptError(f"The context is {len(parts.context):,} characters; the limit is {MAX_CONTEXT_CHARS:,}")
-    return parts
-
-
-def encode(template: str, text: str, tokenizer: Any) -> list[int]:
-    """Token ids of a rendered prompt; a chat-template text already holds its special tokens."""
-    return tokenizer(text, add_special_tokens=template != "chat")["input_ids"]
-
-
-def _shorten(parts: PromptParts, overflow: int, tokenizer: Any) -> PromptParts | None:
-    """Drop the oldest chat turn, else ``overflow`` (+ a margin) tokens from the context's start."""
-    if parts.history:
-        return replace(parts, history=parts.history[1:])
-    context_ids = tokenizer(parts.context, add_special_tokens=False)["input_ids"]
-    if not context_ids:
-        return None
-    return parts.with_context(tokenizer.decode(context_ids[overflow + 8 :], skip_special_tokens=True))
-
-
-def fit_prompt(
-    template: str, parts: PromptParts, tokenizer: Any, window: int, max_new_tokens: int
-) -> tuple[list[int], bool]:
-    """Prompt ids that leave room for the answer, cutting history or context if needed."""
-    limit = window - max_new_tokens
-    truncated = False
-    for _ in range(len(parts.history) + 64):  # one pass per chat turn that may have to go, then context cuts
-        ids = encode(template, render(template, parts, tokenizer), tokenizer)
-        if len(ids) <= limit:
-            return ids, truncated
-        shorter = _shorten(parts, len(ids) - limit, tokenizer)
-        if shorter is None:
-            break
-        parts, truncated = shorter, True
-    raise PromptError(
-        f"The question alone is {len(ids):,} tokens; with {max_new_tokens} new tokens it does not fit the "
-        f"model's context window of {window:,} tokens"
-    )
 
 
 class Studio:

@@ -20,6 +20,7 @@ import yaml
 from . import hub
 from .default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, local_default_source
 from .echo import brief
+from .paper import load_paper_table
 from .paths import BUNDLED_ADAPTERS_DIR, REGISTRY_FILE, finetuned_dir
 from .prompts import check_template
 
@@ -158,8 +159,6 @@ def discover(directory: Path, source: str, prefix: str = "") -> list[Variant]:
 
 def with_paper_references(variants: list[Variant]) -> list[Variant]:
     """Fill each variant's empty ``reference`` from the paper's table, kept once in ``assets/paper_usmle.yaml``."""
-    from .evaluation.reference import load_paper_table  # evaluation builds on the registry, not the reverse
-
     table = load_paper_table()
     rows = [(variant, table.for_variant(variant.id)) for variant in variants]
     return [replace(v, reference=row.scores) if row and not v.reference else v for v, row in rows]

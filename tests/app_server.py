@@ -16,9 +16,10 @@ import pytest
 from gradio_client import Client
 
 from app import build_demo, launch
-from medalpaca_core.engine import Request, Studio, validate_parts
+from medalpaca_core.engine import Request, Studio
 from medalpaca_core.generation import Answer, GenerationSettings, Stats
 from medalpaca_core.loader import ModelManager
+from medalpaca_core.prompts import validate_parts
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.registry import Registry, Variant
 from tests.tiny import build_tiny_lora

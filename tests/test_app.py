@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from medalpaca_core.engine import MAX_QUESTION_CHARS
+from medalpaca_core.prompts import MAX_QUESTION_CHARS
 from medalpaca_core.selection import default_variants
 from medalpaca_core.votes import ALL_BAD, VOTES_FILE
 from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare

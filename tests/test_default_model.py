@@ -97,8 +97,7 @@ def test_streamed_greedy_answer_equals_plain_generate(studio):
     """The streaming pipeline (batched rows, per-step tracker, incremental decoding) changes no token."""
     import torch
 
-    from medalpaca_core.engine import encode
-    from medalpaca_core.prompts import PromptParts, cut_response, render
+    from medalpaca_core.prompts import PromptParts, cut_response, encode, render
 
     settings = GenerationSettings(max_new_tokens=48)
     question = "What are the symptoms of diabetes?"

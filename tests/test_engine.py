@@ -6,11 +6,11 @@ from itertools import pairwise
 import pytest
 
 from medalpaca_core import generation
-from medalpaca_core.engine import MAX_QUESTION_CHARS, Studio, encode
+from medalpaca_core.engine import Studio
 from medalpaca_core.generation import GenerationSettings, SettingsError
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.multilora import lora_layers
-from medalpaca_core.prompts import PromptError, PromptParts, render
+from medalpaca_core.prompts import MAX_QUESTION_CHARS, PromptError, PromptParts, encode, render
 from medalpaca_core.registry import UnknownVariantError, Variant
 
 GREEDY = GenerationSettings(max_new_tokens=12)

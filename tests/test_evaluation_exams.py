@@ -7,7 +7,7 @@ import pytest
 from medalpaca_core.evaluation import exams
 from medalpaca_core.evaluation.exams import BUNDLED_EXAM, ExamError, load_exam
 from medalpaca_core.evaluation.prompt import exam_parts
-from medalpaca_core.evaluation.reference import load_paper_table
+from medalpaca_core.paper import load_paper_table
 from medalpaca_core.paths import REGISTRY_FILE
 from medalpaca_core.prompts import render
 from medalpaca_core.registry import read_registry_file

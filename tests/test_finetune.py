@@ -38,11 +38,11 @@ from finetune.data import (
 )
 from finetune.train import run
 from medalpaca_core.default_model import DEFAULT_HUB_ID
-from medalpaca_core.engine import Studio, encode
+from medalpaca_core.engine import Studio
 from medalpaca_core.generation import GenerationSettings
 from medalpaca_core.loader import ModelManager, load_tokenizer
 from medalpaca_core.paths import ASSETS_DIR, REGISTRY_FILE
-from medalpaca_core.prompts import PromptParts, render
+from medalpaca_core.prompts import PromptParts, encode, render
 from medalpaca_core.records import QAPair
 from medalpaca_core.registry import Registry, Variant
 

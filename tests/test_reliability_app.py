@@ -32,10 +32,11 @@ from gradio_client.exceptions import AppError
 
 import medalpaca_core.engine
 from medalpaca_core.default_model import DEFAULT_ALIAS, DEFAULT_PARAMS
-from medalpaca_core.engine import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS, Studio
+from medalpaca_core.engine import Studio
 from medalpaca_core.generation import stream_batch
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.memory import MIB
+from medalpaca_core.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
 from medalpaca_core.ratelimit import RateLimit, RateLimiter
 from medalpaca_core.registry import Variant
 from medalpaca_core.votes import VOTES_FILE

@@ -3,14 +3,14 @@
 ``exams`` reads both exam formats, ``prompt`` builds the paper's question prompt, ``generate``
 and ``loglik`` are the two scoring modes, ``scoring`` turns answers into accuracies with
 intervals, ``results`` keeps a resumable record of every answer, ``report`` writes the table
-and the chart, ``reference`` holds the paper's numbers, ``runner`` ties them together, and
+and the chart, ``runner`` ties them together (the paper's numbers live in ``medalpaca_core.paper``), and
 ``perplexity`` measures the loss on held-out Medical Meadow answers.
 """
 
+from ..paper import PaperTable, load_paper_table
 from .exams import BUNDLED_EXAM, Exam, ExamError, Question, load_exam
 from .generate import GenerateConfig
 from .perplexity import Loss, load_pairs, variant_loss
-from .reference import PaperTable, load_paper_table
 from .results import ResultsError
 from .runner import MODES, EvalConfig, EvalOutcome, default_output, run_evaluation
 from .scoring import Score, parse_letter, wilson_interval

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..echo import brief
-from ..engine import MAX_QUESTION_CHARS
 from ..paths import ASSETS_DIR
+from ..prompts import MAX_QUESTION_CHARS
 
 BUNDLED_EXAM = ASSETS_DIR / "exams" / "usmle-sample"  # a demo written for this project, not the USMLE
 MAX_EXAM_BYTES = 5 * 1024 * 1024  # the real self-assessment is ~450 KB in all; MedQA's test split ~2 MB

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..cpu_share import CPU_SHARE
-from ..engine import encode
+from ..prompts import encode
 
 
 def continuation_ids(tokenizer: Any, template: str, prompt_text: str, prompt_ids: list[int], text: str) -> list[int]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import Studio, encode
+from ..engine import Studio
 from ..loader import LoadedModel
-from ..prompts import PromptError, render
+from ..prompts import PromptError, encode, render
 from .exams import Question
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 from .prompt import exam_parts

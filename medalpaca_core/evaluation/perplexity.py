@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine import Studio, encode
-from ..prompts import PromptError, render
+from ..engine import Studio
+from ..prompts import PromptError, encode, render
 from ..records import QAPair, RecordError, Source, load_records
 from .exams import ExamError
 from .forward import continuation_ids, forward_logprobs, target_logprobs

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 
-from .reference import STEPS, PaperTable
+from ..paper import STEPS, PaperTable
 from .scoring import ALL_STEPS, Score
 
 Scores = Mapping[tuple[str, str], Mapping[str, Score]]  # (variant, mode) -> step -> score

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Studio
+from ..paper import load_paper_table
 from ..paths import data_dir
 from ..prompts import PromptError
 from .exams import Exam, ExamError, Question
 from .generate import GenerateConfig, generate_records
 from .loglik import CHOICES, loglik_records
-from .reference import load_paper_table
 from .report import bar_chart, paper_markdown, results_markdown
 from .results import ResultsStore, atomic_write, run_key
 from .scoring import Score, score_by_step

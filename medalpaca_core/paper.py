@@ -2,7 +2,8 @@
 
 They live in one file, ``assets/paper_usmle.yaml``, with their source; rows name the registry
 variant they belong to where there is one, so the app can put a variant's published numbers
-next to what it scores here.
+next to what it scores here. It sits beside the registry, which fills each variant's
+``reference`` from it; evaluation reads it too, and builds on the registry, not the reverse.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..paths import ASSETS_DIR
+from .paths import ASSETS_DIR
 
 PAPER_TABLE = ASSETS_DIR / "paper_usmle.yaml"
 STEPS = ("step1", "step2", "step3")
