@@ -136,7 +136,7 @@ def run_storage_child(tmp_path: Path, scenario: str) -> dict:
     if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("needs root and unshare(1) to mount a small or read-only filesystem in a private namespace")
     (tmp_path / "data").mkdir()
-    code = "import sys; from tests.test_reliability_process import storage_child; storage_child(*sys.argv[1:])"
+    code = "import sys; from tests.ui.test_app_process import storage_child; storage_child(*sys.argv[1:])"
     done = subprocess.run(
         ["unshare", "-m", sys.executable, "-c", code, str(tmp_path / "data"), scenario],
         cwd=PROJECT_ROOT,
