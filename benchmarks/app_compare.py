@@ -24,7 +24,6 @@ from gradio_client import Client
 from app import build_demo, launch
 from benchmarks.inference import Row
 from medalpaca_core.engine import Studio
-from medalpaca_core.selection import default_variants
 from ui.compare import DIABETES_CONTEXT
 
 QUESTION = "What are the symptoms of diabetes?"
@@ -48,7 +47,7 @@ class Run:
 def measure(runs: int, max_new_tokens: int) -> tuple[list[str], list[Run]]:
     """The default variants, and ``runs`` comparisons of them through the served app (the first loads them)."""
     studio = Studio()
-    variants = default_variants(studio.registry, studio.manager)
+    variants = studio.default_variants()
     demo = build_demo(studio)
     _, url, _ = launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True)
     client = Client(url, verbose=False)

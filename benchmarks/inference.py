@@ -103,11 +103,11 @@ def decode_rows(
         stats = [timed_answer(studio, [variant_id])[1][variant_id].stats for _ in range(repeats)]
         speed = statistics.median(s.tokens_per_s for s in stats)
         ttft = statistics.median(s.ttft_s for s in stats)
-        variant = studio.registry.get(variant_id)
+        variant = studio.variant(variant_id)
         rows.append(
             Row(
                 "decode",
-                f"{variant_id} ({variant.kind}, {studio.manager.key_for(variant).dtype})",
+                f"{variant_id} ({variant.kind}, {studio.base_key(variant).dtype})",
                 f"{speed:.1f} tok/s",
                 f"first token {ttft:.2f} s; prompt {stats[0].prompt_tokens} tokens"
                 + (f"; {anchor.ratio(speed)}" if anchor else ""),

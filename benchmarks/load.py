@@ -37,7 +37,6 @@ from medalpaca_core.default_model import resolve_default_model
 from medalpaca_core.engine import Studio
 from medalpaca_core.memory import format_bytes, parse_size
 from medalpaca_core.registry import Registry
-from medalpaca_core.selection import default_variants
 from ui.compare import DIABETES_CONTEXT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +135,7 @@ def percentile(values: list[float], share: float) -> float:
 def run(clients: int = 8, comparisons: int = 3, max_new_tokens: int = 32) -> list[Row]:
     """Start the app, send the visitors, stop the app; one Row per figure."""
     registry = Registry.load(finetuned=Path(tempfile.mkdtemp()))  # what a fresh MEDALPACA_HOME offers
-    defaults = default_variants(registry, Studio(registry).manager)
+    defaults = Studio(registry).default_variants()
     plans = [defaults if n % 2 == 0 else defaults[:2] for n in range(comparisons)]
     with tempfile.TemporaryDirectory(prefix="medalpaca-load-") as scratch:
         log = Path(scratch) / "server.log"

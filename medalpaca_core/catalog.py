@@ -42,8 +42,7 @@ def format_reference(scores: dict[str, float]) -> str:
 
 def actual_memory(studio: Studio, variant: Variant) -> str:
     """The loaded base's footprint, adapters included (all variants on it share it), or '-' when not loaded."""
-    key = studio.manager.key_for(variant)
-    loaded = next((model for model in studio.manager.loaded() if model.key == key), None)
+    loaded = studio.loaded_base(variant)
     if loaded is None:
         return "-"
     return format_bytes(loaded.footprint) + (" (shared base)" if loaded.adapters else "")
@@ -53,7 +52,7 @@ def catalog(studio: Studio) -> list[CatalogRow]:
     rows = []
     for variant in studio.variants():
         status = availability(variant)
-        needed = studio.manager.estimate_for(variant)
+        needed = studio.estimate(variant)
         rows.append(
             CatalogRow(
                 variant_id=variant.id,

@@ -32,7 +32,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("id", "kind", "template", "memory (est.)", "available")]
     for variant in studio.variants():
         status = availability(variant)
-        needed = studio.manager.estimate_for(variant)
+        needed = studio.estimate(variant)
         rows.append(
             (
                 variant.id,

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .generation import PRESETS, Answer, GenerationSettings, Row, stream_batch
-from .loader import LoadedModel, LoadError, ModelManager
+from .loader import BaseKey, LoadedModel, LoadError, ModelManager
+from .memory import Estimate
 from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, fit_prompt, validate_parts
 from .registry import Registry, Variant, availability
+from .selection import DEFAULT_COUNT, SpeedLog, default_variants, variant_choices
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,24 @@ class Request:
 
 
 class Studio:
-    """Registry + model manager + batched streaming: everything the app and the CLI call."""
+    """Registry + model manager + batched streaming: the one door the app, the CLI, evaluation and the
+    benchmarks use. Nothing outside this module reads ``registry`` or ``manager``: what callers need of
+    them (a variant, grouping by base, a model checked for availability, estimates) is asked here, so
+    each rule (e.g. "check availability before loading") is written once."""
 
     def __init__(self, registry: Registry | None = None, manager: ModelManager | None = None):
         self.registry = registry or Registry.load()
         self.manager = manager or ModelManager()
+
+    def variant(self, variant_id: str) -> Variant:
+        """The registered variant; an UnknownVariantError lists the known ids."""
+        return self.registry.get(variant_id)
+
+    def knows(self, variant_id: str) -> bool:
+        return variant_id in self.registry
+
+    def variants(self) -> list[Variant]:
+        return list(self.registry)
 
     def acquire(self, variant: Variant) -> tuple[LoadedModel, str]:
         """The loaded model and adapter name of ``variant``; a LoadError says why it is not available."""
@@ -43,8 +58,33 @@ class Studio:
             raise LoadError(f"{variant.id} is unavailable: {status.reason}")
         return self.manager.acquire(variant)
 
-    def variants(self) -> list[Variant]:
-        return list(self.registry)
+    def base_key(self, variant: Variant) -> BaseKey:
+        """The base model ``variant`` runs on: variants with equal keys share one loaded model (and a batch)."""
+        return self.manager.key_for(variant)
+
+    def group_by_base(self, variant_ids: Iterable[str]) -> list[list[str]]:
+        """The ids, grouped by the base they share (order kept): each group is answered in one batch."""
+        groups: dict[BaseKey, list[str]] = {}
+        for variant_id in variant_ids:
+            groups.setdefault(self.base_key(self.variant(variant_id)), []).append(variant_id)
+        return list(groups.values())
+
+    def estimate(self, variant: Variant) -> Estimate | None:
+        """Parameters and memory ``variant`` would take, without loading it (None when unknown)."""
+        return self.manager.estimate_for(variant)
+
+    def loaded_base(self, variant: Variant) -> LoadedModel | None:
+        """The base ``variant`` runs on if it is loaded now, else None."""
+        key = self.base_key(variant)
+        return next((model for model in self.manager.loaded() if model.key == key), None)
+
+    def default_variants(self, count: int = DEFAULT_COUNT) -> list[str]:
+        """What a first comparison should ask (see ``selection``)."""
+        return default_variants(self.registry, self.manager, count)
+
+    def choices(self, speeds: SpeedLog) -> list[tuple[str, str]]:
+        """(label, id) pairs for a variant picker, with the speeds measured so far."""
+        return variant_choices(self.registry, self.manager, speeds)
 
     def stream(
         self,
@@ -91,7 +131,7 @@ class Studio:
         if not requests:
             raise PromptError("No variant selected: pick at least one model variant")
         settings = (settings or PRESETS["greedy"]).validated()
-        variants = {request.variant_id: self.registry.get(request.variant_id) for request in requests}
+        variants = {request.variant_id: self.variant(request.variant_id) for request in requests}
         for request in requests:
             validate_parts(request.parts)
         return self._stream(requests, variants, settings, cancel or threading.Event())
@@ -104,13 +144,12 @@ class Studio:
         cancel: threading.Event,
     ) -> Iterator[dict[str, Answer]]:
         answers = {request.variant_id: Answer(request.variant_id) for request in requests}
-        groups: dict[Any, list[Request]] = {}
-        for request in requests:
-            groups.setdefault(self.manager.key_for(variants[request.variant_id]), []).append(request)
+        by_id = {request.variant_id: request for request in requests}
+        groups = [[by_id[variant_id] for variant_id in ids] for ids in self.group_by_base(by_id)]
         updates: queue.Queue[Answer | None] = queue.Queue()
         workers = [
             threading.Thread(target=self._run_group, args=(group, variants, settings, cancel, updates), daemon=True)
-            for group in groups.values()
+            for group in groups
         ]
         for worker in workers:
             worker.start()

@@ -14,7 +14,7 @@ import gradio as gr
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation import Answer
 from medalpaca_core.ratelimit import RateLimiter
-from medalpaca_core.selection import SpeedLog, default_variants, variant_choices
+from medalpaca_core.selection import SpeedLog
 
 from .common import (
     INPUT_ERRORS,
@@ -105,10 +105,9 @@ class ChatTab:
 
     def build(self) -> None:
         disclaimer()
-        registry, manager = self.studio.registry, self.studio.manager
-        defaults = default_variants(registry, manager, count=1)
+        defaults = self.studio.default_variants(count=1)
         variant = gr.Dropdown(
-            choices=variant_choices(registry, manager, self.speeds),
+            choices=self.studio.choices(self.speeds),
             value=defaults[0] if defaults else None,
             label="Variant to chat with",
             elem_id="chat-variant",

@@ -19,7 +19,7 @@ from medalpaca_core.engine import Studio
 from medalpaca_core.export import Comparison, write_exports
 from medalpaca_core.generation import Answer
 from medalpaca_core.ratelimit import RateLimiter
-from medalpaca_core.selection import MAX_VARIANTS, SpeedLog, default_variants, variant_choices
+from medalpaca_core.selection import MAX_VARIANTS, SpeedLog
 from medalpaca_core.votes import ALL_BAD, VoteError, VoteStorageError, VoteStore
 
 from .common import (
@@ -101,7 +101,7 @@ class CompareTab:
 
     def label(self, ident: str) -> str:
         """The registry's label, or the bare id of a variant the registry does not know."""
-        return self.studio.registry.get(ident).label if ident in self.studio.registry else ident
+        return self.studio.variant(ident).label if self.studio.knows(ident) else ident
 
     def slot_updates(self, variant_ids: list[str], answers: dict[str, Answer] | None = None) -> list[Any]:
         """Show one column per selected variant (with its answer so far) and hide the rest."""
@@ -121,7 +121,7 @@ class CompareTab:
 
     def choices(self) -> gr.Dropdown:
         """The picker's labels again, now with the speeds measured by the run that just ended."""
-        return gr.Dropdown(choices=variant_choices(self.studio.registry, self.studio.manager, self.speeds))
+        return gr.Dropdown(choices=self.studio.choices(self.speeds))
 
     def compare(
         self,
@@ -208,10 +208,9 @@ class CompareTab:
 
     def build(self) -> None:
         disclaimer()
-        registry, manager = self.studio.registry, self.studio.manager
-        defaults = default_variants(registry, manager)
+        defaults = self.studio.default_variants()
         variants = gr.Dropdown(
-            choices=variant_choices(registry, manager, self.speeds),
+            choices=self.studio.choices(self.speeds),
             value=defaults,
             multiselect=True,
             max_choices=MAX_VARIANTS,

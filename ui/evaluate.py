@@ -108,7 +108,7 @@ def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
         with gr.Column(scale=1):
             variants = gr.CheckboxGroup(
                 [(f"{v.id} — {v.label}", v.id) for v in studio.variants()],
-                value=[v for v in DEFAULT_VARIANTS if v in studio.registry],
+                value=[v for v in DEFAULT_VARIANTS if studio.knows(v)],
                 label="Variants",
             )
             sample = f"Bundled sample exam ({len(load_exam(BUNDLED_EXAM).questions)} questions; a demo, not the USMLE)"

@@ -95,8 +95,8 @@ def generate_records(
     for variant_id, attempts in responses.items():
         if variant_id in errors:
             continue
-        variant = studio.registry.get(variant_id)
-        loaded, _ = studio.manager.acquire(variant)
+        variant = studio.variant(variant_id)
+        loaded, _ = studio.acquire(variant)
         prompt = render(variant.template, parts, loaded.tokenizer)
         parsed = parse_letter(attempts[-1], question.options)
         records[variant_id] = new_record(question, prompt, attempts[-1], parsed, attempts=attempts)

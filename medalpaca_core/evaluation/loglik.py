@@ -43,7 +43,7 @@ def continuation_text(question: Question, letter: str, choice: str) -> str:
 
 
 def _candidate(studio: Studio, variant_id: str, question: Question, choice: str) -> tuple[LoadedModel, _Candidate]:
-    variant = studio.registry.get(variant_id)
+    variant = studio.variant(variant_id)
     loaded, adapter = studio.acquire(variant)
     tokenizer = loaded.tokenizer
     prompt = render(variant.template, exam_parts(question), tokenizer)
@@ -86,12 +86,9 @@ def loglik_records(
     studio: Studio, question: Question, variant_ids: list[str], choice: str = "letter"
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Each variant's record for ``question``, and the variants that failed (id -> error)."""
-    groups: dict[Any, list[str]] = {}
-    for variant_id in variant_ids:
-        groups.setdefault(studio.manager.key_for(studio.registry.get(variant_id)), []).append(variant_id)
     records: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
-    for group in groups.values():
+    for group in studio.group_by_base(variant_ids):
         prepared: list[tuple[LoadedModel, _Candidate]] = []
         for variant_id in group:
             try:

@@ -71,7 +71,7 @@ def variant_loss(
     """The mean answer-token loss of one variant over ``pairs``."""
     if max_answer_tokens < 1 or batch_size < 1:
         raise ValueError("max_answer_tokens and batch_size must be at least 1")
-    variant = studio.registry.get(variant_id)
+    variant = studio.variant(variant_id)
     loaded, adapter = studio.acquire(variant)
     tokenizer = loaded.tokenizer
     rows: list[tuple[list[int], int]] = []  # (prompt + answer ids, answer length)

@@ -100,7 +100,7 @@ def run_evaluation(
     if not variant_ids:
         raise PromptError("No variant selected: pick at least one model variant")
     for variant_id in variant_ids:
-        studio.registry.get(variant_id)  # unknown ids fail here, before any work
+        studio.variant(variant_id)  # unknown ids fail here, before any work
     folder = Path(output) if output else default_output(exam)
     store = ResultsStore.open(folder, exam)
     for mode in config.modes:

@@ -78,8 +78,13 @@ class ScriptedStudio:
     def __init__(self, scripts):
         self.scripts = {variant: list(lines) for variant, lines in scripts.items()}
         self.registry = Registry([Variant(id=v, label=v, base="unused") for v in scripts])
-        self.manager = SimpleNamespace(acquire=lambda variant: (SimpleNamespace(tokenizer=None), "__base__"))
         self.calls = []
+
+    def variant(self, variant_id):
+        return self.registry.get(variant_id)
+
+    def acquire(self, variant):
+        return SimpleNamespace(tokenizer=None), "__base__"
 
     def stream_requests(self, requests, settings, cancel=None):
         self.calls.append(([r.variant_id for r in requests], settings))
