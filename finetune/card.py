@@ -11,28 +11,24 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from medalpaca_core.default_model import DEFAULT_HUB_ID
 from medalpaca_core.paths import ASSETS_DIR, BUNDLED_ADAPTERS_DIR, finetuned_dir
-from medalpaca_core.records import Source
 from medalpaca_core.registry import VARIANT_FILE
 
-from .config import FinetuneConfig, portable_base
+from .config import METHOD_NAMES, FinetuneConfig, portable_base
 from .data import PreparedData
-
-if TYPE_CHECKING:
-    from .train import TrainResult
+from .result import TrainResult
 
 CARD_FILE = "README.md"
 LOSS_LOG = "loss_log.csv"
 LOSS_CURVE = "loss_curve.png"
 LOSS_COLUMNS = ("step", "epoch", "train_loss", "val_loss", "learning_rate", "tokens_seen")
-METHOD_NAMES = {"full": "Full fine-tune", "lora": "LoRA", "lora-8bit": "LoRA trained on an LLM.int8 base"}
 
 MEDALPACA_NOTE = (
     "Medical Meadow, the medAlpaca project's data (github.com/kbressem/medAlpaca, GPL-3.0); each "
@@ -43,13 +39,6 @@ DEMO_NOTE = "The MedAlpaca Studio demo set (assets/data), written for this proje
 BASE_NOTES = {DEFAULT_HUB_ID: f"Base model {DEFAULT_HUB_ID}: Apache-2.0."}
 # Local files whose Hub origin is known, so the card's metadata can name a dataset id.
 KNOWN_ORIGINS = {"medical_meadow_small.train.json": "medalpaca/medical_meadow_wikidoc_patient_information"}
-
-
-def with_defaults(config: FinetuneConfig) -> FinetuneConfig:
-    """Fill the label and description the app shows from what the run is."""
-    sources = ", ".join(Source.parse(spec).name for spec in config.data.sources)
-    description = f"{METHOD_NAMES[config.method]} of {portable_base(config.base)} on {sources}."
-    return replace(config, label=config.label or config.variant_name, description=config.description or description)
 
 
 def licence_notes(config: FinetuneConfig, data: PreparedData) -> list[str]:

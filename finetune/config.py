@@ -10,16 +10,17 @@ checked here, so a typo fails before a model is loaded, with a message naming th
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from medalpaca_core.default_model import CACHE_NAME, DEFAULT_ALIAS, DEFAULT_HUB_ID
+from medalpaca_core.default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, is_default_model
 from medalpaca_core.grounding import Grounding, GroundingError
 from medalpaca_core.paths import finetuned_dir
 from medalpaca_core.prompts import TEMPLATES
+from medalpaca_core.records import Source
 from medalpaca_core.registry import QUANTIZATIONS
 
 METHODS = ("full", "lora", "lora-8bit")
@@ -197,7 +198,7 @@ def portable_base(base: str) -> str:
     The converted default model lives in a per-machine cache folder; its Hub id works everywhere
     (the registry maps it back to ``@default``).
     """
-    if base in (DEFAULT_ALIAS, DEFAULT_HUB_ID) or Path(base).name == CACHE_NAME:
+    if is_default_model(base):
         return DEFAULT_HUB_ID
     return base
 
@@ -259,8 +260,10 @@ def _deep_update(target: dict[str, Any], changes: dict[str, Any]) -> dict[str, A
 
 
 def resolve(file_values: dict[str, Any], overrides: dict[str, Any]) -> FinetuneConfig:
-    """The run's configuration: defaults, then the YAML file, then the command line (nested mappings)."""
-    return validate(build(FinetuneConfig, _deep_update(dict(file_values), overrides)))
+    """The run's configuration: defaults, then the YAML file, then the command line (nested mappings).
+
+    Types are checked here; choices and ranges once, by ``validate``, which ``train.run`` calls."""
+    return build(FinetuneConfig, _deep_update(dict(file_values), overrides))
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -322,3 +325,13 @@ def validate(config: FinetuneConfig) -> FinetuneConfig:
     _check(min(train.save_steps, train.logging_steps) > 0, "train.save_steps and train.logging_steps must be > 0")
     _check(not (config.resume and config.overwrite), "--resume and --overwrite contradict each other; pick one")
     return config
+
+
+METHOD_NAMES = {"full": "Full fine-tune", "lora": "LoRA", "lora-8bit": "LoRA trained on an LLM.int8 base"}
+
+
+def with_defaults(config: FinetuneConfig) -> FinetuneConfig:
+    """Fill the label and description the app shows from what the run is."""
+    sources = ", ".join(Source.parse(spec).name for spec in config.data.sources)
+    description = f"{METHOD_NAMES[config.method]} of {portable_base(config.base)} on {sources}."
+    return replace(config, label=config.label or config.variant_name, description=config.description or description)

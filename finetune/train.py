@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,47 +24,15 @@ from medalpaca_core.loader import load_pretrained, load_tokenizer, resolve_base,
 from medalpaca_core.memory import peak_rss_bytes
 
 from . import card
-from .config import FinetuneConfig, portable_base, validate
+from .config import FinetuneConfig, portable_base, validate, with_defaults
 from .data import Collator, PreparedData, prepare
+from .result import TrainResult
 
 log = logging.getLogger(__name__)
 
 
 class FinetuneError(RuntimeError):
     """A run that cannot start or finish; the message says what to change."""
-
-
-@dataclass
-class TrainResult:
-    """What a run produced and what it cost (tokens/s over training steps only, without evaluation)."""
-
-    output_dir: Path
-    method: str
-    steps: int
-    train_loss: float | None
-    val_loss_before: float | None  # the base model: LoRA starts as a no-op, full starts as the base
-    val_loss_after: float | None
-    served_val_loss: float | None = None  # on the base precision the app serves it on, when not as trained
-    train_tokens: int = 0
-    train_seconds: float = 0.0
-    peak_rss_bytes: int = 0
-    peak_gpu_bytes: int | None = None
-    trainable_params: int = 0
-    total_params: int = 0
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.train_tokens / self.train_seconds if self.train_seconds else 0.0
-
-    def summary(self) -> str:
-        def loss(value: float | None) -> str:
-            return "n/a" if value is None else f"{value:.4f}"
-
-        return (
-            f"{self.method}: {self.steps} steps, train loss {loss(self.train_loss)}, validation loss "
-            f"{loss(self.val_loss_before)} -> {loss(self.val_loss_after)}; {self.tokens_per_s:.0f} tokens/s, "
-            f"peak RSS {self.peak_rss_bytes / 2**20:,.0f} MiB; saved to {self.output_dir}"
-        )
 
 
 def training_device() -> str:
@@ -246,7 +213,7 @@ def log_rank_checksum(model: Any) -> None:
 
 def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResult:
     """Train, evaluate and save one variant; ``callbacks`` are extra ``TrainerCallback``s."""
-    config = card.with_defaults(validate(config))
+    config = with_defaults(validate(config))
     checkpoint = prepare_output(config)
     source = resolve_base(config.base)
     try:

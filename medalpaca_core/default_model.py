@@ -33,6 +33,15 @@ CACHE_NAME = "SmolLM2-135M-Instruct"
 COMPLETE_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
+def is_default_model(name: str) -> bool:
+    """Whether ``name`` spells the default model: its alias, its Hub id, or its cache folder on some machine.
+
+    The one place that knows its spellings; the portable one, written into adapters and cards, is
+    ``DEFAULT_HUB_ID``, and the registry maps it back to ``DEFAULT_ALIAS``.
+    """
+    return name in (DEFAULT_ALIAS, DEFAULT_HUB_ID) or Path(name).name == CACHE_NAME
+
+
 class DefaultModelError(RuntimeError):
     """The default model could not be found or converted."""
 

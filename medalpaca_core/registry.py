@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from . import hub
-from .default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, local_default_source
+from .default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, is_default_model, local_default_source
 from .echo import brief
 from .paper import load_paper_table
 from .paths import BUNDLED_ADAPTERS_DIR, REGISTRY_FILE, finetuned_dir
@@ -108,7 +108,7 @@ def read_registry_file(path: Path) -> list[Variant]:
 
 def _portable_base(name: str | None) -> str:
     """Map the default model's many spellings to the registry alias that resolves it on any machine."""
-    if not name or name == DEFAULT_HUB_ID or Path(name).name == "SmolLM2-135M-Instruct":
+    if not name or is_default_model(name):
         return DEFAULT_ALIAS
     return name
 

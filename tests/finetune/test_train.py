@@ -25,6 +25,7 @@ from finetune.config import (
     load_file,
     portable_base,
     resolve,
+    validate,
 )
 from finetune.data import (
     IGNORE_INDEX,
@@ -293,7 +294,7 @@ def test_bundled_demo_set_is_complete():
 
 @pytest.mark.parametrize("path", sorted(CONFIGS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_bundled_configs_are_valid(path):
-    config = resolve(load_file(path), {})
+    config = validate(resolve(load_file(path), {}))  # validate: run's one check of choices and ranges
     assert config.data.cutoff == 256
     if path.stem.startswith("medalpaca-smol-lora"):  # the shipped adapters: RAFT data, every linear projection
         assert config.data.context_share > 0

@@ -1,0 +1,98 @@
+"""The layering CONTRIBUTING.md draws, checked on the source: no import cycles among the project's modules,
+and no module but ``engine.py`` reaching through a ``Studio`` to its registry or model manager."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from medalpaca_core.paths import PROJECT_ROOT
+
+PACKAGES = ("medalpaca_core", "ui", "finetune", "benchmarks")
+STUDIO_INTERNALS = {"registry", "manager"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_sources() -> dict[str, Path]:
+    paths = [PROJECT_ROOT / "app.py"]
+    for package in PACKAGES:
+        paths += sorted((PROJECT_ROOT / package).rglob("*.py"))
+    return {module_name(path): path for path in paths}
+
+
+def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules ``name`` imports anywhere in its code (lazy imports in functions count too)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path that ends where it starts, or None."""
+    state: dict[str, str] = {}
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                return [*trail[trail.index(target) :], target] if target in trail else [*trail, target]
+            if target not in state and (cycle := visit(target, [*trail, target])):
+                return cycle
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_cycles_and_only_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_project_modules_import_each_other_without_cycles():
+    sources = project_sources()
+    known = set(sources)
+    graph = {}
+    for name, path in sources.items():
+        # a package's __init__ re-exports its submodules; a submodule importing a sibling through the package
+        # (``from . import hub``) imports the sibling, so package edges are only kept from outside the package
+        graph[name] = {t for t in imported_modules(name, path, known) if not name.startswith(t + ".")}
+    assert "medalpaca_core.engine" in graph["medalpaca_core.evaluation.runner"], "the graph misses imports"
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_only_the_engine_reaches_into_a_studio():
+    """``studio.registry`` / ``studio.manager`` stay behind ``Studio``'s methods (``variant``, ``group_by_base``,
+    ``acquire``, ...): so availability checks and grouping by base are written once, in engine.py."""
+    engine = PROJECT_ROOT / "medalpaca_core" / "engine.py"
+    reaches = [
+        f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} .{node.attr}"
+        for path in project_sources().values()
+        if path != engine
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in STUDIO_INTERNALS and "studio" in ast.unparse(node.value)
+    ]
+    assert not reaches, reaches
