@@ -72,16 +72,33 @@ def test_find_cycle_finds_cycles_and_only_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
-def test_project_modules_import_each_other_without_cycles():
+def import_graph() -> dict[str, set[str]]:
+    """Each project module -> the project modules it imports."""
     sources = project_sources()
     known = set(sources)
-    graph = {}
-    for name, path in sources.items():
-        # a package's __init__ re-exports its submodules; a submodule importing a sibling through the package
-        # (``from . import hub``) imports the sibling, so package edges are only kept from outside the package
-        graph[name] = {t for t in imported_modules(name, path, known) if not name.startswith(t + ".")}
+    # a package's __init__ re-exports its submodules; a submodule importing a sibling through the package
+    # (``from . import hub``) imports the sibling, so package edges are only kept from outside the package
+    return {
+        name: {t for t in imported_modules(name, path, known) if not name.startswith(t + ".")}
+        for name, path in sources.items()
+    }
+
+
+def test_project_modules_import_each_other_without_cycles():
+    graph = import_graph()
     assert "medalpaca_core.engine" in graph["medalpaca_core.evaluation.runner"], "the graph misses imports"
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_the_core_never_imports_the_layers_above_it():
+    upward = [
+        f"{name} -> {target}"
+        for name, targets in import_graph().items()
+        if name.startswith("medalpaca_core")
+        for target in targets
+        if target.split(".")[0] in ("app", "ui", "finetune", "benchmarks")
+    ]
+    assert not upward, upward
 
 
 def test_only_the_engine_reaches_into_a_studio():
