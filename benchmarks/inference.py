@@ -151,7 +151,7 @@ def mixed_batch_rows(studio: Studio, ids: list[str], repeats: int, one: float) -
     """K=4 with the fused path's other strategy, and with PEFT's own ``adapter_names`` loop (the old way)."""
     from medalpaca_core.multilora import FusedLoRA
 
-    loaded, _ = studio.acquire(studio.registry.get(ids[1]))
+    loaded, _ = studio.acquire(studio.variant(ids[1]))
     gather = FusedLoRA(loaded.model, "gather")
     ways = {
         "fused, gather (gathered bmm)": lambda: gather,
