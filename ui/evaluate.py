@@ -26,13 +26,15 @@ from medalpaca_core.evaluation import (
     load_paper_table,
     run_evaluation,
 )
-from medalpaca_core.evaluation.report import paper_markdown, results_markdown
+from medalpaca_core.evaluation.prompt import PROMPT_STYLES
+from medalpaca_core.evaluation.report import paper_markdown, results_markdown, statistics_markdown, tasks_markdown
+from medalpaca_core.evaluation.suite import BUNDLED_SUITE, load_suite
 from medalpaca_core.paths import public_paths
 from medalpaca_core.ratelimit import RateLimiter
 
 from .common import admit, disclaimer, literal_html, user_error
 
-SAMPLE, UPLOAD = "sample", "upload"
+SAMPLE, SUITE, UPLOAD = "sample", "suite", "upload"
 MAX_UPLOAD_FILES = 12  # three steps with solutions and image lists, and a few JSONL files
 DEFAULT_VARIANTS = ["smol-base"]
 
@@ -65,10 +67,15 @@ def evaluate(
     mode: str,
     limit: float | None,
     progress: gr.Progress,
+    prompt: str = "paper",
 ) -> tuple[str, str | None, str | None]:
-    """Run (or resume) the evaluation; the results table, the chart and the results file."""
-    exam = load_exam(BUNDLED_EXAM) if source == SAMPLE else uploaded_exam(files)
-    config = EvalConfig(modes=MODES if mode == "both" else (mode,), limit=int(limit) if limit else None)
+    """Run (or resume) the evaluation; the results table with its statistics, the chart and the results file."""
+    if source == SUITE:
+        exam, _ = load_suite(BUNDLED_SUITE)
+    else:
+        exam = load_exam(BUNDLED_EXAM) if source == SAMPLE else uploaded_exam(files)
+    modes = ("loglik",) if prompt == "harness" else MODES if mode == "both" else (mode,)
+    config = EvalConfig(modes=modes, limit=int(limit) if limit else None, prompt=prompt)
     progress((0, None), desc="Loading models")
 
     def report(done: int, total: int, description: str) -> None:
@@ -77,7 +84,12 @@ def evaluate(
     outcome = run_evaluation(studio, variant_ids or [], exam, default_output(exam), config, report)
     notes = [f"- {mode}: {seconds:.0f} s" for mode, seconds in outcome.seconds.items()]
     notes += [f"- **{run} incomplete**: {public_paths(message)}" for run, message in outcome.errors.items()]
-    text = results_markdown(outcome.scores, f"{exam.name}: zero-shot accuracy") + "\n" + "\n".join(notes)
+    heading = f"{exam.name}: zero-shot accuracy" + (", harness prompts" if prompt == "harness" else "")
+    text = results_markdown(outcome.scores, heading, outcome.norm_scores) + "\n" + "\n".join(notes)
+    if source == SUITE:
+        formats = {step: info.description for step, info in exam.tasks.items()}
+        text = tasks_markdown(outcome.scores, outcome.norm_scores, formats, heading) + "\n" + text
+    text += "\n\n" + statistics_markdown(outcome.statistics)
     text = literal_html(text)  # exam names come from uploaded file names: shown as text, never as HTML
     # Gradio serves only files from the temporary folder or the working directory: hand it copies
     shown = Path(tempfile.mkdtemp(prefix="medalpaca-evaluate-"))
@@ -88,10 +100,10 @@ def evaluate(
 def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
     """The tab's widgets and events; ``app.py`` calls this inside ``gr.Tab("Evaluate")``."""
 
-    def run(variant_ids, source, files, mode, limit, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    def run(variant_ids, source, files, mode, limit, prompt, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         admit(limiter, request)  # an evaluation runs models like a comparison: same per-client limit
         try:
-            return evaluate(studio, variant_ids, source, files, mode, limit, progress)
+            return evaluate(studio, variant_ids, source, files, mode, limit, progress, prompt)
         except (ValueError, KeyError, OSError) as error:  # bad exam, settings, results folder or full disk: a message
             raise user_error(error) from error
 
@@ -112,18 +124,25 @@ def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
                 label="Variants",
             )
             sample = f"Bundled sample exam ({len(load_exam(BUNDLED_EXAM).questions)} questions; a demo, not the USMLE)"
+            suite = "Bundled medical suite (invented samples of MedQA, MedMCQA, PubMedQA and MMLU formats)"
             source = gr.Radio(
-                [(sample, SAMPLE), ("Uploaded files", UPLOAD)],
+                [(sample, SAMPLE), (suite, SUITE), ("Uploaded files", UPLOAD)],
                 value=SAMPLE,
                 label="Exam",
             )
             files = gr.File(
                 file_count="multiple",
-                file_types=[".json", ".jsonl"],
+                file_types=[".json", ".jsonl", ".csv", ".parquet"],
                 type="filepath",
-                label="Exam files: stepN.json + stepN_solutions.json (+ stepN_images.json), or MedQA-style .jsonl",
+                label="Exam files: stepN.json + stepN_solutions.json (+ stepN_images.json), or one benchmark's "
+                "MedQA/MedMCQA/PubMedQA/MMLU files (.json, .jsonl, .csv, .parquet)",
             )
             mode = gr.Radio([*MODES, "both"], value="loglik", label="Scoring mode")
+            prompt = gr.Radio(
+                list(PROMPT_STYLES),
+                value="paper",
+                label="Prompt: the paper's, or lm-evaluation-harness's (loglik only)",
+            )
             limit = gr.Number(value=5, precision=0, minimum=1, label="Questions per step (blank = all)")
             start = gr.Button("Evaluate", variant="primary")
         with gr.Column(scale=2):
@@ -134,7 +153,7 @@ def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
             download = gr.File(label="Every question's prompt, response, parsed letter and correctness (JSON)")
     start.click(
         run,
-        [variants, source, files, mode, limit],
+        [variants, source, files, mode, limit, prompt],
         [table, chart, download],
         api_name="evaluate",
         concurrency_limit=1,

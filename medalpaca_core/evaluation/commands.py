@@ -9,16 +9,20 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from ..engine import Studio
 from ..generation import PRESETS
 from ..grounding import Grounding, ground
 from ..records import QAPair
-from .exams import BUNDLED_EXAM, load_exam
+from .exams import BUNDLED_EXAM, Exam, folder_files, load_exam
 from .generate import EVAL_NEW_TOKENS, RETRY_MIN_TOKENS, RETRY_SAMPLING, GenerateConfig
 from .loglik import CHOICES
 from .perplexity import Loss, load_pairs, variant_loss
+from .prompt import PROMPT_STYLES
 from .runner import MODES, EvalConfig, run_evaluation
+from .shots import ShotPool, load_pool
+from .suite import BUNDLED_SUITE, SUITES, load_suite
 
 
 class _Bar:
@@ -55,6 +59,23 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="greedy", help="generate: first attempt")
     parser.add_argument("--max-new-tokens", type=int, default=EVAL_NEW_TOKENS, help="generate: tokens per answer")
     parser.add_argument("--seed", type=int, default=0, help="generate: seed of sampled attempts")
+    parser.add_argument("--suite", choices=SUITES, help="run every benchmark file found in --data-dir as one task each")
+    parser.add_argument("--data-dir", default=str(BUNDLED_SUITE), help="--suite: the folder of benchmark files")
+    parser.add_argument("--prompt", choices=PROMPT_STYLES, default="paper", help="the paper's prompt or the harness's")
+    parser.add_argument("--shots", type=int, default=0, help="few-shot examples before each question")
+    parser.add_argument("--shots-from", action="append", help="few-shot pool file (default: *_dev/_train files)")
+    parser.add_argument("--rotate", action="store_true", help="loglik: also ask with options rotated (position bias)")
+
+
+def exam_and_pool(args: argparse.Namespace) -> tuple[Exam, ShotPool]:
+    """The exam (or the suite's tasks) and the few-shot pool: --shots-from, else the *_dev/_train files found."""
+    if args.suite:
+        exam, pool = load_suite(args.data_dir, args.suite)
+    else:
+        exam = load_exam(args.exam)
+        folder = Path(args.exam).expanduser()
+        pool = load_pool(folder_files(folder if folder.is_dir() else folder.parent)[2])
+    return exam, (load_pool(args.shots_from, any_task=True) if args.shots_from else pool)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -65,10 +86,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     modes = MODES if args.mode == "both" else (args.mode,)
-    config = EvalConfig(modes=modes, limit=args.limit, choice=args.choice, generate=generate)
+    if args.prompt == "harness" and args.mode == "both":
+        modes = ("loglik",)  # the harness scores by log-likelihood only
+    exam, pool = exam_and_pool(args)
+    config = EvalConfig(
+        modes=modes,
+        limit=args.limit,
+        choice=args.choice,
+        generate=generate,
+        prompt=args.prompt,
+        shots=args.shots,
+        pool=pool,
+        rotate=args.rotate,
+    )
     bar = _Bar("question")
     try:
-        outcome = run_evaluation(Studio(), args.variant, load_exam(args.exam), args.output, config, bar)
+        outcome = run_evaluation(Studio(), args.variant, exam, args.output, config, bar)
     finally:
         bar.close()
     print((outcome.folder / "results.md").read_text(encoding="utf-8"))

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class Question:
     text: str
     options: dict[str, str]
     answer: str
+    context: str = ""  # PubMedQA's abstract
+    subject: str = ""  # MMLU's subject (its harness prompt names it)
 
     @property
     def key(self) -> str:
@@ -55,10 +57,21 @@ class Question:
 
 
 @dataclass(frozen=True)
+class TaskInfo:
+    """Where a step's (task's) questions came from, in what format, and which rows were skipped."""
+
+    kind: str  # usmle, medqa, medmcqa, pubmedqa, mmlu: selects the harness prompt
+    description: str  # the detected format, named in the output
+    file: str
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Exam:
     name: str
     questions: tuple[Question, ...]
     excluded: dict[str, tuple[int, ...]]  # step -> question numbers left out (image questions)
+    tasks: dict[str, TaskInfo] = field(default_factory=dict)  # step -> its format and file
 
     @property
     def steps(self) -> list[str]:
@@ -67,7 +80,8 @@ class Exam:
     @property
     def fingerprint(self) -> str:
         """Hash of the questions and answers: results are only resumed on the very same exam."""
-        payload = json.dumps([asdict(question) for question in self.questions], sort_keys=True)
+        fields = [{k: v for k, v in asdict(q).items() if v or k not in ("context", "subject")} for q in self.questions]
+        payload = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def limited(self, per_step: int | None) -> Exam:
@@ -82,18 +96,18 @@ class Exam:
             if taken[question.step] < per_step:
                 kept.append(question)
                 taken[question.step] += 1
-        return Exam(self.name, tuple(kept), self.excluded)
+        return Exam(self.name, tuple(kept), self.excluded, self.tasks)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, limit: int | None = None) -> str:
     """The file as UTF-8 text, refusing huge, empty and non-UTF-8 files with a clear message."""
+    limit = limit or MAX_EXAM_BYTES
     try:
         size = path.stat().st_size
     except OSError as error:
         raise ExamError(f"{path}: cannot be read: {error.strerror or error}") from error
-    if size > MAX_EXAM_BYTES:
-        limit = MAX_EXAM_BYTES // 1024**2
-        raise ExamError(f"{path} is {size / 1024**2:.1f} MB; the limit for an exam file is {limit} MB")
+    if size > limit:
+        raise ExamError(f"{path} is {size / 1024**2:.1f} MB; the limit for an exam file is {limit // 1024**2} MB")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -200,45 +214,70 @@ def load_step(path: Path) -> tuple[list[Question], tuple[int, ...]]:
     return questions, tuple(sorted(excluded))
 
 
-def load_jsonl(path: Path) -> list[Question]:
-    """MedQA-style JSONL; the step name is the file's stem (``medqa_test.jsonl`` -> ``medqa_test``)."""
-    questions = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            entry = parse_json(line, where)
-        except json.JSONDecodeError as error:
-            raise ExamError(f"{where}: not valid JSON: {error.msg}") from error
-        text, options = check_question(entry, where)
-        answer = check_answer(entry.get("answer_idx"), options, f"{where} (answer_idx)")
-        questions.append(Question(path.stem, number, text, options, answer))
-    return questions
+USMLE_FORMAT = "USMLE self-assessment (stepN.json + stepN_solutions.json)"
+STEP_EXTRA = re.compile(r"^step\d+_(solutions|images)\.json$")
+POOL_FILE = re.compile(r"[_-](dev|train|shots)$")  # few-shot pools, never evaluated
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+
+
+def folder_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """A folder's ``stepN.json`` files, its other data files, and its few-shot pools (``*_dev``, ``*_train``)."""
+    steps = sorted((p for p in folder.iterdir() if STEP_FILE.match(p.name)), key=lambda p: int(p.stem[4:]))
+    data = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix in DATA_SUFFIXES and not STEP_FILE.match(p.name) and not STEP_EXTRA.match(p.name)
+    )
+    return steps, [p for p in data if not POOL_FILE.search(p.stem)], [p for p in data if POOL_FILE.search(p.stem)]
+
+
+def read_files(steps: list[Path], data: list[Path]) -> tuple[list[Question], dict, dict[str, TaskInfo]]:
+    """The questions of USMLE step files and benchmark data files, with each task's format."""
+    from .formats import read_task_file  # formats builds on this module
+
+    questions: list[Question] = []
+    excluded: dict[str, tuple[int, ...]] = {}
+    tasks: dict[str, TaskInfo] = {}
+    for file in steps:
+        step_questions, step_excluded = load_step(file)
+        questions += step_questions
+        tasks[step_questions[0].step] = TaskInfo("usmle", USMLE_FORMAT, file.name)
+        if step_excluded:
+            excluded[step_questions[0].step] = step_excluded
+    for file in data:
+        read = read_task_file(file)
+        for step, step_questions in read.tasks.items():
+            if step in tasks:
+                raise ExamError(f"{file}: task {step} is also in {tasks[step].file}; each task must come from one file")
+            tasks[step] = TaskInfo(read.format, read.description, file.name, tuple(read.skipped))
+            questions += step_questions
+    return questions, excluded, tasks
 
 
 def load_exam(path: str | Path) -> Exam:
-    """A folder of ``stepN.json`` files, one ``stepN.json``, or a ``.jsonl`` file."""
+    """One exam in one format: a folder of ``stepN.json`` files or of data files, or one file.
+
+    A folder must hold a single format (a MedMCQA file beside an MMLU one is two benchmarks,
+    which ``eval --suite`` runs as separate tasks); ``*_dev``/``*_train`` files are few-shot pools.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
-        steps = sorted((p for p in path.iterdir() if STEP_FILE.match(p.name)), key=lambda p: int(p.stem[4:]))
-        jsonl = sorted(path.glob("*.jsonl"))
-        if not steps and not jsonl:
-            raise ExamError(f"{path}: no stepN.json or .jsonl exam file in this folder")
-        files = steps + jsonl
+        steps, data, _ = folder_files(path)
+        if not steps and not data:
+            raise ExamError(f"{path}: no stepN.json or data file ({', '.join(DATA_SUFFIXES)}) in this folder")
     elif path.is_file():
-        files = [path]
+        steps, data = ([path], []) if path.suffix == ".json" and STEP_FILE.match(path.name) else ([], [path])
     else:
         raise ExamError(f"{path}: no such exam file or folder")
-    questions: list[Question] = []
-    excluded: dict[str, tuple[int, ...]] = {}
-    for file in files:
-        if file.suffix == ".jsonl":
-            questions += load_jsonl(file)
-        else:
-            step_questions, step_excluded = load_step(file)
-            questions += step_questions
-            if step_excluded:
-                excluded[step_questions[0].step] = step_excluded
+    questions, excluded, tasks = read_files(steps, data)
+    kinds = {}
+    for info in tasks.values():
+        kinds.setdefault(info.kind, info.file)
+    if len(kinds) > 1:
+        found = ", ".join(f"{file} is {kind}" for kind, file in kinds.items())
+        raise ExamError(
+            f"{path} mixes formats ({found}): put each in its own folder, or run them as separate tasks "
+            "with eval --suite medical --data-dir"
+        )
     name = path.name if path.is_dir() else path.stem
-    return Exam(name, tuple(questions), excluded)
+    return Exam(name, tuple(questions), excluded, tasks)

@@ -74,9 +74,10 @@ def generate_records(
     variant_ids: list[str],
     config: GenerateConfig,
     cancel: threading.Event | None = None,
+    shots: tuple[Question, ...] = (),
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Each variant's record for ``question``, and the variants that failed (id -> error)."""
-    parts = exam_parts(question)
+    parts = exam_parts(question, shots)
     responses: dict[str, list[str]] = {variant_id: [] for variant_id in variant_ids}
     errors: dict[str, str] = {}
     pending = list(variant_ids)

@@ -1,10 +1,14 @@
-"""``loglik`` mode: the option the model finds most probable after the paper's prompt.
+"""``loglik`` mode: the option the model finds most probable after the paper's or the harness's prompt.
 
 Deterministic and always "parsed", it measures what a model knows even when it is too small
 to follow the answer format, which is where ``generate`` scores mostly parse failures. The
-prompt is the one ``generate`` uses, ending in "The Answer to the question is:"; the candidate
-continuations are " A", " B", ... (``letter``) or each option's text (``text``), scored by their
-mean log-probability per token so that long option texts are not penalised for their length.
+paper's prompt is the one ``generate`` uses, ending in "The Answer to the question is:"; the
+candidate continuations are " A", " B", ... (``letter``) or each option's text (``text``),
+ranked by their mean log-probability per token so that long option texts are not penalised for
+their length. The harness's prompt (``harness.py``) ranks its choices by summed log-probability
+(its ``acc``). Every record also holds ``acc_norm``'s pick (log-likelihood per byte of the
+choice, as the harness normalises), and the options' probabilities renormalised over the
+options, from which calibration is measured.
 
 Letters are single tokens in the tokenizers used here, so one forward pass of the prompt alone
 scores every letter; option texts need one row per option, still in one forward pass. Variants
@@ -13,60 +17,83 @@ sharing a base go into the same pass with their own adapters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine import Studio
 from ..loader import LoadedModel
 from ..prompts import PromptError, encode, render
+from ..registry import Variant
+from . import harness
 from .exams import Question
 from .forward import continuation_ids, forward_logprobs, target_logprobs
-from .prompt import exam_parts
+from .prompt import PromptStyle, exam_parts
 from .results import new_record
 
 CHOICES = ("letter", "text")
+PROBABILITY_DIGITS = 4
 
 
 @dataclass
 class _Candidate:
-    """One variant's prompt for a question and the token ids of each option's continuation."""
+    """One variant's prompt for a question (or a rotation of it) and the tokens of each option's continuation."""
 
     variant_id: str
     adapter: str
+    question: Question
     prompt: str
     prompt_ids: list[int]
     continuations: dict[str, list[int]]
+    choice_texts: dict[
+        str, str
+    ]  # what acc_norm divides by (in bytes): the option letter or text, or the harness choice
+    shift: int = 0  # options rotated by this many places (the permutation check)
 
 
 def continuation_text(question: Question, letter: str, choice: str) -> str:
     return f" {letter}" if choice == "letter" else f" {question.options[letter]}"
 
 
-def _candidate(studio: Studio, variant_id: str, question: Question, choice: str) -> tuple[LoadedModel, _Candidate]:
+def _prompt(variant: Variant, question: Question, style: PromptStyle, choice: str, tokenizer: Any):
+    """The prompt text, its ids and each option's continuation text, in the paper's or the harness's style."""
+    if style.style == "harness":
+        prompt = harness.context(question, style.kind, style.shots)
+        texts = {
+            letter: harness.TARGET_DELIMITER + text for letter, text in harness.choices(question, style.kind).items()
+        }
+        return prompt, tokenizer(prompt)["input_ids"], "medalpaca", texts
+    prompt = render(variant.template, exam_parts(question, style.shots), tokenizer)
+    texts = {letter: continuation_text(question, letter, choice) for letter in question.options}
+    return prompt, encode(variant.template, prompt, tokenizer), variant.template, texts
+
+
+def _candidate(
+    studio: Studio, variant_id: str, question: Question, choice: str, style: PromptStyle, shift: int = 0
+) -> tuple[LoadedModel, _Candidate]:
     variant = studio.variant(variant_id)
     loaded, adapter = studio.acquire(variant)
     tokenizer = loaded.tokenizer
-    prompt = render(variant.template, exam_parts(question), tokenizer)
-    prompt_ids = encode(variant.template, prompt, tokenizer)
-    continuations = {}
-    for letter in question.options:
-        text = continuation_text(question, letter, choice)
-        continuations[letter] = continuation_ids(tokenizer, variant.template, prompt, prompt_ids, text)
+    prompt, prompt_ids, template, texts = _prompt(variant, question, style, choice, tokenizer)
+    continuations = {
+        letter: continuation_ids(tokenizer, template, prompt, prompt_ids, text) for letter, text in texts.items()
+    }
     length = len(prompt_ids) + max(len(ids) for ids in continuations.values())
     if length > loaded.context_window:
         raise PromptError(
             f"{question.key}: prompt and longest option are {length:,} tokens; "
             f"the context window of {variant.id} is {loaded.context_window:,}"
         )
-    return loaded, _Candidate(variant_id, adapter, prompt, prompt_ids, continuations)
+    choice_texts = {letter: text.strip() for letter, text in texts.items()}
+    return loaded, _Candidate(variant_id, adapter, question, prompt, prompt_ids, continuations, choice_texts, shift)
 
 
-def _scores(loaded: LoadedModel, candidates: list[_Candidate]) -> list[dict[str, float]]:
-    """Mean log-probability per token of every option, for every candidate, in one forward pass."""
+def _scores(loaded: LoadedModel, candidates: list[_Candidate]) -> list[dict[str, tuple[float, int]]]:
+    """(summed log-probability, tokens) of every option, for every candidate, in one forward pass."""
     if all(len(ids) == 1 for c in candidates for ids in c.continuations.values()):
         logprobs = forward_logprobs(loaded, [(c.prompt_ids, c.adapter) for c in candidates], keep=1)
         return [
-            {letter: float(logprobs[i, -1, ids[0]]) for letter, ids in c.continuations.items()}
+            {letter: (float(logprobs[i, -1, ids[0]]), 1) for letter, ids in c.continuations.items()}
             for i, c in enumerate(candidates)
         ]
     rows = [(c.prompt_ids + ids, c.adapter) for c in candidates for ids in c.continuations.values()]
@@ -77,43 +104,112 @@ def _scores(loaded: LoadedModel, candidates: list[_Candidate]) -> list[dict[str,
         scores.append({})
         for letter, ids in c.continuations.items():
             values = target_logprobs(logprobs[row], rows[row][0], len(ids))
-            scores[-1][letter] = sum(values) / len(values)
+            scores[-1][letter] = (sum(values), len(values))
             row += 1
     return scores
 
 
+def option_probabilities(logliks: dict[str, float]) -> dict[str, float]:
+    """The options' log-likelihoods renormalised over the options (what Brier score and ECE are computed on)."""
+    top = max(logliks.values())
+    weights = {letter: math.exp(value - top) for letter, value in logliks.items()}
+    total = sum(weights.values())
+    return {letter: weight / total for letter, weight in weights.items()}
+
+
+def rotated(question: Question, shift: int) -> Question:
+    """The question with its option texts moved ``shift`` places up (A gets B's text, ...), the answer following."""
+    letters = list(question.options)
+    texts = [question.options[letters[(i + shift) % len(letters)]] for i in range(len(letters))]
+    answer = letters[(letters.index(question.answer) - shift) % len(letters)]
+    return replace(question, options=dict(zip(letters, texts, strict=True)), answer=answer)
+
+
+def _record(candidate: _Candidate, scores: dict[str, tuple[float, int]], style: PromptStyle, choice: str) -> dict:
+    """acc's pick (harness: the highest log-likelihood; paper: per token), acc_norm's (per byte), probabilities."""
+    logliks = {letter: total for letter, (total, _) in scores.items()}
+    if style.style == "harness":
+        ranked = logliks
+    else:
+        ranked = {letter: total / count for letter, (total, count) in scores.items()}
+    best = max(ranked, key=ranked.__getitem__)
+    per_byte = {key: v / max(1, len(candidate.choice_texts[key].encode("utf-8"))) for key, v in logliks.items()}
+    norm = max(per_byte, key=per_byte.__getitem__)
+    question = candidate.question
+    response = candidate.choice_texts[best] if style.style == "harness" else continuation_text(question, best, choice)
+    return new_record(
+        question,
+        candidate.prompt,
+        response.strip(),
+        best,
+        scores={letter: round(value, 4) for letter, value in ranked.items()},
+        loglik={letter: round(value, 4) for letter, value in logliks.items()},
+        probabilities={key: round(p, PROBABILITY_DIGITS) for key, p in option_probabilities(logliks).items()},
+        parsed_norm=norm,
+        correct_norm=norm == question.answer,
+    )
+
+
+def _rotation_summary(main: _Candidate, picks: list[tuple[_Candidate, str]]) -> list[dict[str, Any]]:
+    """For every rotation: the position picked and the original option it holds."""
+    letters = list(main.question.options)
+    summary = []
+    for candidate, position in picks:
+        original = letters[(letters.index(position) + candidate.shift) % len(letters)]
+        answer = candidate.question.answer  # where the right answer stood in this rotation
+        summary.append({"shift": candidate.shift, "position": position, "picked": original, "answer": answer})
+    return summary
+
+
 def loglik_records(
-    studio: Studio, question: Question, variant_ids: list[str], choice: str = "letter"
+    studio: Studio,
+    question: Question,
+    variant_ids: list[str],
+    choice: str = "letter",
+    style: PromptStyle | None = None,
+    rotate: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Each variant's record for ``question``, and the variants that failed (id -> error)."""
+    """Each variant's record for ``question``, and the variants that failed (id -> error).
+
+    With ``rotate``, the question is also asked with its options rotated through every position
+    (in the same forward pass); the record then holds each rotation's pick under ``rotations``.
+    """
+    style = style or PromptStyle()
+    positional = not (style.style == "harness" and style.kind == "pubmedqa")  # its prompt lists no options
+    shifts = range(len(question.options)) if rotate and positional else range(1)
     records: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
     for group in studio.group_by_base(variant_ids):
         prepared: list[tuple[LoadedModel, _Candidate]] = []
         for variant_id in group:
             try:
-                prepared.append(_candidate(studio, variant_id, question, choice))
+                for shift in shifts:
+                    prepared.append(_candidate(studio, variant_id, rotated(question, shift), choice, style, shift))
             except Exception as error:  # this variant fails; the rest of its group goes on
                 errors[variant_id] = str(error)
+        prepared = [(model, c) for model, c in prepared if c.variant_id not in errors]
         if not prepared:
             continue
         loaded = prepared[-1][0]
         for stale, candidate in prepared:  # a failed adapter injection reloads the base: start again next time
             if stale is not loaded:
                 errors[candidate.variant_id] = "its base model was reloaded while loading another adapter; run again"
-        candidates = [candidate for model, candidate in prepared if model is loaded]
+        candidates = [
+            candidate for model, candidate in prepared if model is loaded and candidate.variant_id not in errors
+        ]
         try:
             all_scores = _scores(loaded, candidates)
         except Exception as error:  # a failed batch fails its variants, not the other groups
             errors.update({c.variant_id: f"{type(error).__name__}: {error}" for c in candidates})
             continue
+        picks: dict[str, list[tuple[_Candidate, str]]] = {}
         for candidate, scores in zip(candidates, all_scores, strict=True):
-            best = max(scores, key=scores.__getitem__)
-            records[candidate.variant_id] = new_record(
-                question,
-                candidate.prompt,
-                continuation_text(question, best, choice).strip(),
-                best,
-                scores={letter: round(value, 4) for letter, value in scores.items()},
-            )
+            record = _record(candidate, scores, style, choice)
+            if candidate.shift == 0:
+                records[candidate.variant_id] = record
+            picks.setdefault(candidate.variant_id, []).append((candidate, record["parsed"]))
+        if rotate:
+            for variant_id, variant_picks in picks.items():
+                main = next(c for c, _ in variant_picks if c.shift == 0)
+                records[variant_id]["rotations"] = _rotation_summary(main, variant_picks)
     return records, errors

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from typing import Any
 
 from ..paper import STEPS, PaperTable
 from .scoring import ALL_STEPS, Score
@@ -34,8 +35,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(row) + " |" for row in [header, ["---"] * len(header), *rows]]
 
 
-def results_markdown(scores: Scores, title: str) -> str:
-    """Our accuracies per variant, mode and step (95% Wilson interval), parse rate and chance."""
+def results_markdown(scores: Scores, title: str, norm_scores: Scores | None = None) -> str:
+    """Our accuracies per variant, mode and step (95% Wilson interval), parse rate and chance.
+
+    ``norm_scores`` (loglik's acc_norm) come as extra rows, ``loglik acc_norm``, under their run."""
     columns = _columns(scores)
     counts = {c: max((s[c].n for s in scores.values() if c in s), default=0) for c in columns}
     header = ["variant", "mode", *[f"{c} (n={counts[c]})" for c in columns], "parse rate", "chance"]
@@ -44,9 +47,89 @@ def results_markdown(scores: Scores, title: str) -> str:
         total = by_step.get(ALL_STEPS)
         extra = [f"{total.parse_rate:.0%}", f"{total.chance:.3f}"] if total else ["–", "–"]
         rows.append([variant_id, mode, *[_cell(by_step.get(c)) for c in columns], *extra])
+        norm = (norm_scores or {}).get((variant_id, mode))
+        if norm:
+            rows.append([variant_id, f"{mode} acc_norm", *[_cell(norm.get(c)) for c in columns], *extra])
     lines = [f"### {title}", "", *_table(header, rows), ""]
-    lines.append("Accuracy (95% Wilson interval); unparsed answers count as wrong.")
+    lines.append(
+        "Accuracy (95% Wilson interval); unparsed answers count as wrong. acc_norm: the option with the highest "
+        "log-likelihood per byte of its text."
+    )
     return "\n".join(lines) + "\n"
+
+
+def tasks_markdown(scores: Scores, norm_scores: Scores, formats: Mapping[str, str], title: str) -> str:
+    """The suite's table: one row per task (with its detected format), one column per run."""
+    runs = list(scores)
+    header = ["task", "format", "n", *[f"{variant} · {mode}" for variant, mode in runs]]
+    rows = []
+    for task in [*formats, ALL_STEPS]:
+        n = max((scores[run][task].n for run in runs if task in scores[run]), default=0)
+        cells = []
+        for run in runs:
+            cell = _cell(scores[run].get(task))
+            norm = norm_scores.get(run, {}).get(task)
+            cells.append(f"{cell}; norm {norm.accuracy:.3f}" if norm and norm.n else cell)
+        rows.append([task, formats.get(task, "all tasks"), str(n), *cells])
+    lines = [f"### {title}: by task", "", *_table(header, rows), ""]
+    lines.append("acc (95% Wilson interval); norm: acc_norm (log-likelihood per byte of the choice).")
+    return "\n".join(lines) + "\n"
+
+
+def statistics_markdown(statistics: Mapping[str, Any]) -> str:
+    """McNemar's test for every pair of runs, calibration, and position bias."""
+    lines = ["### Is the difference real? (McNemar's exact test, same questions)", ""]
+    pairs = statistics.get("mcnemar", [])
+    if pairs:
+        header = ["run A", "run B", "questions", "only A right", "only B right", "p (exact)"]
+        rows = [[p["a"], p["b"], str(p["n"]), str(p["a_only"]), str(p["b_only"]), f"{p['p_value']:.4f}"] for p in pairs]
+        lines += [*_table(header, rows), "", "p < 0.05: the two runs differ beyond chance on these questions.", ""]
+    else:
+        lines += ["One run only: nothing to compare.", ""]
+    calibration = statistics.get("calibration", {})
+    if calibration:
+        lines += ["### Calibration (loglik option probabilities)", ""]
+        rows = [[run, f"{c['brier']:.4f}", f"{c['ece']:.4f}"] for run, c in calibration.items()]
+        lines += [*_table(["run", "Brier score", "ECE (10 bins)"], rows), ""]
+        lines += [
+            "Brier: 0 is perfect, a uniform guess over 4 options scores 0.75. ECE: mean |confidence - accuracy|.",
+            "",
+        ]
+    bias = statistics.get("position_bias", {})
+    if bias:
+        lines += ["### Position bias", ""]
+        rows = [[run, found["summary"], f"{found['p_value']:.4f}"] for run, found in bias.items()]
+        lines += [*_table(["run", "picks", "p (one-sided binomial)"], rows), ""]
+    return "\n".join(lines)
+
+
+def reliability_chart(calibration: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """A PNG reliability diagram: accuracy against confidence per bin, one line per run, the diagonal."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 4.5), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for run, found in calibration.items():
+        bins = found["bins"]
+        axes.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"{run} (ECE {found['ece']:.3f})",
+        )
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("confidence (probability of the picked option)")
+    axes.set_ylabel("accuracy")
+    axes.set_title("Reliability")
+    axes.legend(fontsize="small", loc="upper left")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def paper_markdown(table: PaperTable) -> str:

@@ -23,9 +23,19 @@ from ..prompts import PromptError
 from .exams import Exam, ExamError, Question
 from .generate import GenerateConfig, generate_records
 from .loglik import CHOICES, loglik_records
-from .report import bar_chart, paper_markdown, results_markdown
+from .prompt import PROMPT_STYLES, PromptStyle
+from .report import (
+    bar_chart,
+    paper_markdown,
+    reliability_chart,
+    results_markdown,
+    statistics_markdown,
+    tasks_markdown,
+)
 from .results import ResultsStore, atomic_write, run_key
 from .scoring import Score, score_by_step
+from .shots import ShotPool
+from .statistics import run_statistics
 
 MODES = ("generate", "loglik")
 Progress = Callable[[int, int, str], None]
@@ -37,6 +47,10 @@ class EvalConfig:
     limit: int | None = None  # the first N questions of every step
     choice: str = "letter"  # loglik: score the option letter or the option text
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    prompt: str = "paper"  # or "harness": lm-evaluation-harness's text, scored by loglik
+    shots: int = 0  # few-shot examples before each question, from ``pool``
+    pool: ShotPool = field(default_factory=ShotPool)
+    rotate: bool = False  # loglik: also ask every question with its options rotated (position bias)
 
     def validated(self) -> EvalConfig:
         if not self.modes or set(self.modes) - set(MODES):
@@ -45,11 +59,31 @@ class EvalConfig:
             raise ValueError(f"The loglik choice must be one of {', '.join(CHOICES)}, got {self.choice!r}")
         if self.limit is not None and self.limit < 1:
             raise ExamError(f"The question limit must be at least 1, not {self.limit}")
+        if self.prompt not in PROMPT_STYLES:
+            raise ValueError(f"The prompt style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt!r}")
+        if self.prompt == "harness" and "generate" in self.modes:
+            raise ValueError("Harness prompts are scored by log-likelihood, as the harness does: use --mode loglik")
+        if self.shots < 0:
+            raise ValueError(f"The number of few-shot examples must be 0 or more, not {self.shots}")
         return self
 
     def settings(self, mode: str) -> dict[str, Any]:
-        """The settings a run in ``mode`` is made with (a resumed run must match them)."""
-        return self.generate.as_dict() if mode == "generate" else {"choice": self.choice}
+        """The settings a run in ``mode`` is made with (a resumed run must match them).
+
+        Only what differs from the original zero-shot paper prompt is added, so that results made
+        before these options existed still resume."""
+        settings = self.generate.as_dict() if mode == "generate" else {"choice": self.choice}
+        if self.prompt != "paper":
+            settings["prompt"] = self.prompt
+        if self.shots:
+            settings.update(shots=self.shots, pool=self.pool.fingerprint)
+        if self.rotate and mode == "loglik":
+            settings["rotate"] = True
+        return settings
+
+    def style(self, exam: Exam, question: Question) -> PromptStyle:
+        task = exam.tasks.get(question.step)
+        return PromptStyle(self.prompt, task.kind if task else "usmle", self.pool.pick(question, self.shots))
 
 
 @dataclass
@@ -60,6 +94,8 @@ class EvalOutcome:
     errors: dict[str, str]  # run key -> why that run is incomplete
     seconds: dict[str, float]  # mode -> wall time of this invocation
     files: dict[str, Path]
+    norm_scores: dict[tuple[str, str], dict[str, Score]] = field(default_factory=dict)  # loglik's acc_norm
+    statistics: dict[str, Any] = field(default_factory=dict)  # McNemar, calibration, position bias
 
 
 def default_output(exam: Exam) -> Path:
@@ -68,21 +104,45 @@ def default_output(exam: Exam) -> Path:
 
 
 def _answer(
-    studio: Studio, mode: str, question: Question, variant_ids: list[str], config: EvalConfig, cancel: Any
+    studio: Studio, mode: str, question: Question, variant_ids: list[str], config: EvalConfig, exam: Exam, cancel: Any
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    style = config.style(exam, question)
     if mode == "generate":
-        return generate_records(studio, question, variant_ids, config.generate, cancel)
-    return loglik_records(studio, question, variant_ids, config.choice)
+        return generate_records(studio, question, variant_ids, config.generate, cancel, style.shots)
+    return loglik_records(studio, question, variant_ids, config.choice, style, config.rotate)
 
 
-def write_reports(outcome: EvalOutcome) -> None:
-    """``results.md`` (ours, then the paper's table) and ``accuracy.png`` beside ``results.json``."""
-    title = f"{outcome.exam.name}: zero-shot accuracy"
-    markdown = results_markdown(outcome.scores, title) + "\n" + paper_markdown(load_paper_table())
+def title(exam: Exam, config: EvalConfig) -> str:
+    shots = f"{config.shots}-shot" if config.shots else "zero-shot"
+    prompt = ", harness prompts" if config.prompt == "harness" else ""
+    return f"{exam.name}: {shots} accuracy{prompt}"
+
+
+def formats_markdown(exam: Exam) -> str:
+    """Each task's file and detected format, and the rows skipped (counted, never silent)."""
+    lines = []
+    for step, info in exam.tasks.items():
+        skipped = f"; {len(info.skipped)} rows skipped ({', '.join(info.skipped[:3])})" if info.skipped else ""
+        lines.append(f"- {step}: {info.file}, {info.description}{skipped}")
+    return "\n".join(["Formats:", *lines]) + "\n" if lines else ""
+
+
+def write_reports(outcome: EvalOutcome, config: EvalConfig | None = None) -> None:
+    """``results.md`` (ours, statistics, then the paper's table), ``accuracy.png``, ``reliability.png``."""
+    heading = title(outcome.exam, config or EvalConfig())
+    markdown = results_markdown(outcome.scores, heading, outcome.norm_scores)
+    if len(outcome.exam.tasks) > 1 and any(info.kind != "usmle" for info in outcome.exam.tasks.values()):
+        formats = {step: info.description for step, info in outcome.exam.tasks.items()}
+        markdown = tasks_markdown(outcome.scores, outcome.norm_scores, formats, heading) + "\n" + markdown
+    markdown += "\n" + formats_markdown(outcome.exam) + "\n" + statistics_markdown(outcome.statistics)
+    markdown += "\n" + paper_markdown(load_paper_table())
     outcome.files["markdown"] = outcome.folder / "results.md"
     outcome.files["chart"] = outcome.folder / "accuracy.png"
     atomic_write(outcome.files["markdown"], markdown.encode("utf-8"))
-    atomic_write(outcome.files["chart"], bar_chart(outcome.scores, title))
+    atomic_write(outcome.files["chart"], bar_chart(outcome.scores, heading))
+    if outcome.statistics.get("calibration"):
+        outcome.files["reliability"] = outcome.folder / "reliability.png"
+        atomic_write(outcome.files["reliability"], reliability_chart(outcome.statistics["calibration"]))
 
 
 def run_evaluation(
@@ -107,6 +167,8 @@ def run_evaluation(
         for variant_id in variant_ids:
             store.begin(variant_id, mode, config.settings(mode))
     asked = exam.limited(config.limit)
+    for question in {q.step: q for q in asked.questions}.values():
+        config.style(asked, question)  # too few few-shot examples for a task: said now, not mid-run
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
     total, done = len(config.modes) * len(asked.questions), 0
@@ -117,7 +179,7 @@ def run_evaluation(
                 break
             todo = [v for v in variant_ids if run_key(v, mode) not in errors and not store.has(v, mode, question)]
             if todo:
-                records, failed = _answer(studio, mode, question, todo, config, cancel)
+                records, failed = _answer(studio, mode, question, todo, config, asked, cancel)
                 for variant_id, record in records.items():
                     store.add(variant_id, mode, record)
                 errors.update({run_key(v, mode): f"{question.key}: {message}" for v, message in failed.items()})
@@ -133,7 +195,22 @@ def run_evaluation(
         for variant_id in variant_ids
         if store.records(variant_id, mode, asked)
     }
+    runs = {
+        f"{variant_id} · {mode}": store.records(variant_id, mode, asked)
+        for mode in config.modes
+        for variant_id in variant_ids
+        if store.records(variant_id, mode, asked)
+    }
+    norm_scores = {
+        (variant_id, mode): score_by_step(store.records(variant_id, mode, asked), norm=True)
+        for (variant_id, mode) in scores
+        if mode == "loglik" and all("correct_norm" in r for r in store.records(variant_id, mode, asked))
+    }
+    statistics = run_statistics(runs)
+    if store.path.exists():
+        store.document["statistics"] = statistics
+        store.save()
     files = {"results": store.path} if store.path.exists() else {}
-    outcome = EvalOutcome(folder, asked, scores, errors, seconds, files)
-    write_reports(outcome)
+    outcome = EvalOutcome(folder, asked, scores, errors, seconds, files, norm_scores, statistics)
+    write_reports(outcome, config)
     return outcome

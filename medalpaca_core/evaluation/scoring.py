@@ -86,21 +86,21 @@ class Score:
         }
 
 
-def score(records: Iterable[Mapping[str, Any]]) -> Score:
-    """Score records with ``correct``, ``parsed`` (letter or None) and ``n_options``."""
+def score(records: Iterable[Mapping[str, Any]], norm: bool = False) -> Score:
+    """Score records with ``correct``, ``parsed`` (letter or None) and ``n_options``; ``norm``: loglik's acc_norm."""
     records = list(records)
     return Score(
         n=len(records),
-        correct=sum(bool(r["correct"]) for r in records),
+        correct=sum(bool(r["correct_norm" if norm else "correct"]) for r in records),
         parsed=sum(r["parsed"] is not None for r in records),
         chance=sum(1 / r["n_options"] for r in records) / len(records) if records else 0.0,
     )
 
 
-def score_by_step(records: Iterable[Mapping[str, Any]]) -> dict[str, Score]:
+def score_by_step(records: Iterable[Mapping[str, Any]], norm: bool = False) -> dict[str, Score]:
     """One score per step in order of appearance, then ``all`` over every question."""
     records = list(records)
     steps = dict.fromkeys(r["step"] for r in records)
-    scores = {step: score(r for r in records if r["step"] == step) for step in steps}
-    scores[ALL_STEPS] = score(records)
+    scores = {step: score((r for r in records if r["step"] == step), norm) for step in steps}
+    scores[ALL_STEPS] = score(records, norm)
     return scores

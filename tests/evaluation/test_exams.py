@@ -113,7 +113,11 @@ def bad(tmp_path, name, content: bytes):
             lambda d: bad(d, "q.jsonl", b'{"question": "x", "options": {"A": "1", "B": "2"}, "answer_idx": "C"}'),
             r"q\.jsonl, line 1 \(answer_idx\): the solution 'C'",
         ),
-        (lambda d: bad(d, "q.jsonl", b'{"question": "x"}\nnot json'), r"q\.jsonl, line 1: 'options'"),
+        (lambda d: bad(d, "q.jsonl", b'{"question": "x"}\nnot json'), r"q\.jsonl, line 2: not valid JSON"),
+        (
+            lambda d: bad(d, "q.jsonl", b'{"question": "x"}'),
+            r"(?s)q\.jsonl: not a known benchmark format .*MedMCQA: question, opa",
+        ),
         (lambda d: bad(d, "q.jsonl", b"\n{oops}\n"), r"q\.jsonl, line 2: not valid JSON"),
         (lambda d: d / "missing.json", r"no such exam file or folder"),
     ],
@@ -125,7 +129,7 @@ def test_bad_input_is_named(tmp_path, make, message):
 
 def test_folder_without_exam_and_oversized_file(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ExamError, match=r"no stepN\.json or \.jsonl exam file"):
+    with pytest.raises(ExamError, match=r"no stepN\.json or data file"):
         load_exam(tmp_path / "empty")
     path = write_step(tmp_path / "big")
     monkeypatch.setattr(exams, "MAX_EXAM_BYTES", 100)
