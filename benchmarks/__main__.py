@@ -35,6 +35,7 @@ TARGETS = """\
 | single-stream bf16 decode at least 30 tok/s, first token under 0.3 s | decode, smol-base |
 | cached cold start of the default model under 3 s | cold start, cached load (the load, and from process start) |
 | (issue 3) Submit to last token, the app's default 3-variant comparison | app, default comparison |
+| (issue 15) loglik on 1,000 four-option questions in under 5 minutes | evaluation, loglik |
 """
 
 
@@ -91,6 +92,14 @@ def load_rows() -> list[Row]:
     except ImportError:
         return []
     return run_load()
+
+
+def evaluation_rows() -> list[Row]:
+    """Log-likelihood evaluation speed (``benchmarks/eval_loglik.py``), in a fresh process."""
+    from benchmarks.eval_loglik import rows
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(rows, (100,))
 
 
 def machine() -> str:
@@ -164,6 +173,7 @@ def main() -> None:
         partial(args.only.split(","), args.repeats, args.output, decode)
         return
     rows = run_inference(args.repeats) + mixed_batch_rows(args.repeats)
+    rows += evaluation_rows()
     if not args.skip_training:
         rows += training_rows(args.train_steps)
     if not args.skip_load:
