@@ -26,7 +26,6 @@ from medalpaca_core.evaluation import (
     load_paper_table,
     run_evaluation,
 )
-from medalpaca_core.evaluation.prompt import PROMPT_STYLES
 from medalpaca_core.evaluation.report import paper_markdown, results_markdown, statistics_markdown, tasks_markdown
 from medalpaca_core.evaluation.suite import BUNDLED_SUITE, load_suite
 from medalpaca_core.paths import public_paths
@@ -35,6 +34,7 @@ from medalpaca_core.ratelimit import RateLimiter
 from .common import admit, disclaimer, literal_html, user_error
 
 SAMPLE, SUITE, UPLOAD = "sample", "suite", "upload"
+HARNESS, HARNESS_LABEL = "harness", "loglik, harness prompts (as the Open Medical-LLM Leaderboard)"
 MAX_UPLOAD_FILES = 12  # three steps with solutions and image lists, and a few JSONL files
 DEFAULT_VARIANTS = ["smol-base"]
 
@@ -67,14 +67,17 @@ def evaluate(
     mode: str,
     limit: float | None,
     progress: gr.Progress,
-    prompt: str = "paper",
 ) -> tuple[str, str | None, str | None]:
-    """Run (or resume) the evaluation; the results table with its statistics, the chart and the results file."""
+    """Run (or resume) the evaluation; the results table with its statistics, the chart and the results file.
+
+    ``mode`` ``HARNESS`` is loglik with lm-evaluation-harness's prompts (one more choice of the same radio,
+    so that the ``/evaluate`` endpoint keeps its inputs)."""
     if source == SUITE:
         exam, _ = load_suite(BUNDLED_SUITE)
     else:
         exam = load_exam(BUNDLED_EXAM) if source == SAMPLE else uploaded_exam(files)
-    modes = ("loglik",) if prompt == "harness" else MODES if mode == "both" else (mode,)
+    prompt = "harness" if mode == HARNESS else "paper"
+    modes = ("loglik",) if mode == HARNESS else MODES if mode == "both" else (mode,)
     config = EvalConfig(modes=modes, limit=int(limit) if limit else None, prompt=prompt)
     progress((0, None), desc="Loading models")
 
@@ -100,10 +103,10 @@ def evaluate(
 def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
     """The tab's widgets and events; ``app.py`` calls this inside ``gr.Tab("Evaluate")``."""
 
-    def run(variant_ids, source, files, mode, limit, prompt, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    def run(variant_ids, source, files, mode, limit, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         admit(limiter, request)  # an evaluation runs models like a comparison: same per-client limit
         try:
-            return evaluate(studio, variant_ids, source, files, mode, limit, progress, prompt)
+            return evaluate(studio, variant_ids, source, files, mode, limit, progress)
         except (ValueError, KeyError, OSError) as error:  # bad exam, settings, results folder or full disk: a message
             raise user_error(error) from error
 
@@ -137,11 +140,10 @@ def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
                 label="Exam files: stepN.json + stepN_solutions.json (+ stepN_images.json), or one benchmark's "
                 "MedQA/MedMCQA/PubMedQA/MMLU files (.json, .jsonl, .csv, .parquet)",
             )
-            mode = gr.Radio([*MODES, "both"], value="loglik", label="Scoring mode")
-            prompt = gr.Radio(
-                list(PROMPT_STYLES),
-                value="paper",
-                label="Prompt: the paper's, or lm-evaluation-harness's (loglik only)",
+            mode = gr.Radio(
+                [*((m, m) for m in (*MODES, "both")), (HARNESS_LABEL, HARNESS)],
+                value="loglik",
+                label="Scoring mode (the paper's prompt, or lm-evaluation-harness's scored by loglik)",
             )
             limit = gr.Number(value=5, precision=0, minimum=1, label="Questions per step (blank = all)")
             start = gr.Button("Evaluate", variant="primary")
@@ -153,7 +155,7 @@ def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> None:
             download = gr.File(label="Every question's prompt, response, parsed letter and correctness (JSON)")
     start.click(
         run,
-        [variants, source, files, mode, limit, prompt],
+        [variants, source, files, mode, limit],
         [table, chart, download],
         api_name="evaluate",
         concurrency_limit=1,

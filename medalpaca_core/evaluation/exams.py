@@ -240,10 +240,11 @@ def read_files(steps: list[Path], data: list[Path]) -> tuple[list[Question], dic
     tasks: dict[str, TaskInfo] = {}
     for file in steps:
         step_questions, step_excluded = load_step(file)
+        step = STEP_FILE.match(file.name).group(1)
         questions += step_questions
-        tasks[step_questions[0].step] = TaskInfo("usmle", USMLE_FORMAT, file.name)
+        tasks[step] = TaskInfo("usmle", USMLE_FORMAT, file.name)
         if step_excluded:
-            excluded[step_questions[0].step] = step_excluded
+            excluded[step] = step_excluded
     for file in data:
         read = read_task_file(file)
         for step, step_questions in read.tasks.items():
