@@ -136,11 +136,11 @@ def test_interrupted_run_resumes_without_asking_again(studio, tmp_path, monkeypa
     calls = []
     original = runner.loglik_records
 
-    def interrupted(studio, question, variant_ids, choice):
+    def interrupted(studio, question, variant_ids, *settings):
         calls.append(question.key)
         if len(calls) == 4:
             raise PowerCut
-        return original(studio, question, variant_ids, choice)
+        return original(studio, question, variant_ids, *settings)
 
     monkeypatch.setattr(runner, "loglik_records", interrupted)
     with pytest.raises(PowerCut):
