@@ -78,9 +78,8 @@ def rows(count: int = 100) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=100)
-    args = parser.parse_args()
-    for row in rows(args.questions):
-        print(f"| {row.section} | {row.name} | {row.value} | {row.detail} | `{row.command}` |")
+    table = rows(parser.parse_args().questions)
+    print("\n".join(f"| {r.section} | {r.name} | {r.value} | {r.detail} | `{r.command}` |" for r in table))
 
 
 if __name__ == "__main__":
