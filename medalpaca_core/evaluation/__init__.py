@@ -8,8 +8,9 @@ and the chart, ``runner`` ties them together (the paper's numbers live in ``meda
 """
 
 from ..paper import PaperTable, load_paper_table
-from .exams import BUNDLED_EXAM, Exam, ExamError, Question, load_exam
+from .exams import BUNDLED_EXAM, Exam, ExamError, Question
 from .generate import GenerateConfig
+from .loading import load_exam
 from .perplexity import Loss, load_pairs, variant_loss
 from .results import ResultsError
 from .runner import MODES, EvalConfig, EvalOutcome, default_output, run_evaluation

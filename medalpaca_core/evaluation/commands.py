@@ -15,8 +15,9 @@ from ..engine import Studio
 from ..generation import PRESETS
 from ..grounding import Grounding, ground
 from ..records import QAPair
-from .exams import BUNDLED_EXAM, Exam, folder_files, load_exam
+from .exams import BUNDLED_EXAM, Exam
 from .generate import EVAL_NEW_TOKENS, RETRY_MIN_TOKENS, RETRY_SAMPLING, GenerateConfig
+from .loading import folder_files, load_exam
 from .loglik import CHOICES
 from .perplexity import Loss, load_pairs, variant_loss
 from .prompt import PROMPT_STYLES

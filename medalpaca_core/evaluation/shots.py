@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .exams import ExamError, Question, read_files
+from .exams import ExamError, Question
+from .loading import read_files
 
 SPLIT_SUFFIX = re.compile(r"[_-](test|dev|val|validation|train|shots)$")
 ANY_TASK = "*"

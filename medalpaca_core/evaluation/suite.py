@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..paths import ASSETS_DIR
-from .exams import DATA_SUFFIXES, Exam, ExamError, Question, TaskInfo, folder_files, read_files
+from .exams import Exam, ExamError, Question, TaskInfo
+from .loading import DATA_SUFFIXES, folder_files, read_files
 from .shots import ShotPool, load_pool
 
 SUITES = ("medical",)

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from medalpaca_core.evaluation import exams
-from medalpaca_core.evaluation.exams import BUNDLED_EXAM, ExamError, load_exam
+from medalpaca_core.evaluation.exams import BUNDLED_EXAM, ExamError
+from medalpaca_core.evaluation.loading import load_exam
 from medalpaca_core.evaluation.prompt import exam_parts
 from medalpaca_core.paper import load_paper_table
 from medalpaca_core.paths import REGISTRY_FILE

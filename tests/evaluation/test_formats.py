@@ -5,8 +5,9 @@ import json
 import pytest
 
 from medalpaca_core.evaluation import formats, harness, statistics
-from medalpaca_core.evaluation.exams import ExamError, Question, load_exam
+from medalpaca_core.evaluation.exams import ExamError, Question
 from medalpaca_core.evaluation.formats import read_task_file
+from medalpaca_core.evaluation.loading import load_exam
 from medalpaca_core.evaluation.loglik import option_probabilities, rotated
 from medalpaca_core.evaluation.shots import ShotPool, load_pool
 from medalpaca_core.evaluation.suite import BUNDLED_SUITE, load_suite
