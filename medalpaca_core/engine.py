@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .generation import PRESETS, Answer, GenerationSettings, Row, stream_batch
+from .generation import PRESETS, Answer, GenerationSettings, Row, run_batch
 from .loader import BaseKey, LoadedModel, LoadError, ModelManager
 from .memory import Estimate
 from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, fit_prompt, validate_parts
@@ -143,12 +143,18 @@ class Studio:
         settings: GenerationSettings,
         cancel: threading.Event,
     ) -> Iterator[dict[str, Answer]]:
+        """One thread per base group loads its models and generates; each reports every answer into one queue."""
         answers = {request.variant_id: Answer(request.variant_id) for request in requests}
         by_id = {request.variant_id: request for request in requests}
         groups = [[by_id[variant_id] for variant_id in ids] for ids in self.group_by_base(by_id)]
         updates: queue.Queue[Answer | None] = queue.Queue()
         workers = [
-            threading.Thread(target=self._run_group, args=(group, variants, settings, cancel, updates), daemon=True)
+            threading.Thread(
+                target=self._run_group,
+                args=(group, variants, settings, cancel, updates),
+                name="medalpaca-generate",
+                daemon=True,
+            )
             for group in groups
         ]
         for worker in workers:
@@ -178,12 +184,11 @@ class Studio:
         cancel: threading.Event,
         updates: queue.Queue,
     ) -> None:
-        """Load one base (and its adapters), then answer the whole group in one batch."""
+        """Load one base (and its adapters), then answer the whole group in one batch, in this thread."""
         try:
             loaded, rows = self._prepare_rows(group, variants, settings, updates)
             if rows and not cancel.is_set():
-                for answer in stream_batch(loaded, rows, settings, cancel):
-                    updates.put(answer)
+                run_batch(loaded, rows, settings, cancel, updates.put)
         except Exception as error:  # a failed batch fails its rows, not the other groups
             for request in group:
                 updates.put(Answer(request.variant_id, status="error", error=f"{type(error).__name__}: {error}"))

@@ -8,10 +8,9 @@ rows are finished. That single hook gives token-by-token streaming for a whole b
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,28 +164,44 @@ class IncrementalDecoder:
 
 
 class _RowTracker:
-    """The per-step hook (a ``StoppingCriteria``) that turns new tokens into answer updates.
+    """The per-step hook (a ``StoppingCriteria``) that turns new tokens into answers, with their stats.
 
     ``active`` maps batch positions to rows. When some rows finish while others go on, it stops the
-    ``generate`` call, so that ``stream_batch`` can drop the finished rows from the batch (and their
+    ``generate`` call, so that ``run_batch`` can drop the finished rows from the batch (and their
     KV cache) instead of computing padding for them until the longest answer ends.
     """
 
     def __init__(
         self,
         rows: list[Row],
-        tokenizer: Any,
-        eos_ids: set[int],
+        loaded: Any,
         settings: GenerationSettings,
         cancel: threading.Event,
-        emit: Callable[[int, str, str | None, float], None],
+        on_answer: Callable[[Answer], None],
     ):
-        self.rows, self.eos_ids = rows, eos_ids
-        self.settings, self.cancel, self.emit = settings, cancel, emit
-        self.decoders = [IncrementalDecoder(tokenizer) for _ in rows]
+        self.started = time.perf_counter()
+        self.rows, self.loaded = rows, loaded
+        self.eos_ids = eos_token_ids(loaded.model, loaded.tokenizer)
+        self.settings, self.cancel, self.on_answer = settings, cancel, on_answer
+        self.decoders = [IncrementalDecoder(loaded.tokenizer) for _ in rows]
         self.finish: list[str | None] = [None] * len(rows)
         self.first_token_at: list[float | None] = [None] * len(rows)
         self.active = list(range(len(rows)))
+
+    def report(self, index: int, text: str, now: float) -> None:
+        """Hand row ``index``'s answer so far, and what it cost, to ``on_answer``."""
+        row, finish, first = self.rows[index], self.finish[index], self.first_token_at[index]
+        stats = Stats(
+            prompt_tokens=len(row.prompt_ids),
+            new_tokens=len(self.decoders[index].ids),
+            ttft_s=None if first is None else first - self.started,
+            wall_s=now - self.started,
+            memory_bytes=self.loaded.footprint,
+            quantization=self.loaded.key.quantization,
+            truncated=row.truncated,
+            finish_reason=finish or "",
+        )
+        self.on_answer(Answer(row.variant_id, text, "done" if finish else "generating", None, stats))
 
     def _advance(self, index: int, token: int, now: float) -> None:
         if self.first_token_at[index] is None:
@@ -201,7 +216,7 @@ class _RowTracker:
             self.finish[index] = "stop"
         if self.finish[index] is None and len(decoder.ids) >= self.settings.max_new_tokens:
             self.finish[index] = "length"
-        self.emit(index, text, self.finish[index], now)
+        self.report(index, text, now)
 
     def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
         import torch
@@ -216,6 +231,15 @@ class _RowTracker:
     def going_on(self) -> list[int]:
         """Batch positions of the rows still answering."""
         return [position for position, index in enumerate(self.active) if self.finish[index] is None]
+
+    def cancel_unfinished(self) -> None:
+        """Rows that ended without a reason of their own were cancelled: say so, with their text so far."""
+        now = time.perf_counter()
+        for index, reason in enumerate(self.finish):
+            if reason is None:
+                self.finish[index] = "cancelled"
+                text, _ = cut_response(self.rows[index].template, self.decoders[index].text)
+                self.report(index, text, now)
 
 
 def _left_pad(rows: list[Row], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
@@ -250,90 +274,50 @@ def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
     return {token for token in [tokenizer.eos_token_id, *configured] if token is not None}
 
 
-def stream_batch(
-    loaded: Any, rows: list[Row], settings: GenerationSettings, cancel: threading.Event | None = None
-) -> Iterator[Answer]:
-    """Answer every row in one ``generate`` call, yielding each answer as it grows.
+def run_batch(
+    loaded: Any,
+    rows: list[Row],
+    settings: GenerationSettings,
+    cancel: threading.Event,
+    on_answer: Callable[[Answer], None],
+) -> None:
+    """Answer every row in one batched ``generate``, calling ``on_answer`` each time an answer grows.
 
-    ``loaded`` is a ``LoadedModel``; its lock is held for the whole call, since PEFT switches
-    adapters with hooks that concurrent calls on the same model would trample.
+    Blocks: it generates in the caller's thread (the studio's thread for this base), which is the
+    only thread that touches the model; errors propagate to the caller. ``loaded`` is a
+    ``LoadedModel``; its lock is held for the whole call, since PEFT switches adapters with hooks
+    that concurrent calls on the same model would trample.
     """
     import torch
 
-    cancel = cancel or threading.Event()
-    updates: queue.Queue[Answer | BaseException | None] = queue.Queue()
-    started = time.perf_counter()
-    eos_ids = eos_token_ids(loaded.model, loaded.tokenizer)
+    # the loaded model's generate imported this module; the top-level lazy ``transformers`` import is
+    # not thread-safe on first use and would race with a load in another thread
+    from transformers.generation.stopping_criteria import StoppingCriteriaList
 
-    def emit(index: int, text: str, finish: str | None, now: float) -> None:
-        row = rows[index]
-        first = tracker.first_token_at[index]
-        stats = Stats(
-            prompt_tokens=len(row.prompt_ids),
-            new_tokens=len(tracker.decoders[index].ids),
-            ttft_s=None if first is None else first - started,
-            wall_s=now - started,
-            memory_bytes=loaded.footprint,
-            quantization=loaded.key.quantization,
-            truncated=row.truncated,
-            finish_reason=finish or "",
-        )
-        updates.put(Answer(row.variant_id, text, "done" if finish else "generating", None, stats))
-
-    tracker = _RowTracker(rows, loaded.tokenizer, eos_ids, settings, cancel, emit)
-
-    def work() -> None:
-        try:
-            # the loaded model's generate imported this module; the top-level lazy ``transformers``
-            # import is not thread-safe on first use and would race with a load in another thread
-            from transformers.generation.stopping_criteria import StoppingCriteriaList
-
-            with loaded.lock, torch.inference_mode(), CPU_SHARE.generation():
-                ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
-                input_ids = torch.tensor(ids, device=loaded.model.device)
-                attention_mask = torch.tensor(mask, device=loaded.model.device)
-                width, cache = input_ids.shape[1], None
-                if settings.seed is not None:
-                    torch.manual_seed(settings.seed)
-                while True:  # one generate call, and one more each time finished rows leave the batch
-                    with loaded.rows_adapters([rows[index].adapter for index in tracker.active]) as adapter_kwargs:
-                        output = loaded.model.generate(
-                            input_ids=input_ids,
-                            attention_mask=attention_mask,
-                            cache=cache,
-                            stopping_criteria=StoppingCriteriaList([tracker, CPU_SHARE]),
-                            pad_token_id=loaded.tokenizer.pad_token_id,
-                            eos_token_id=sorted(eos_ids),
-                            return_dict_in_generate=True,
-                            **settings.generate_kwargs(done=input_ids.shape[1] - width),
-                            **adapter_kwargs,
-                        )
-                    keep = tracker.going_on()
-                    if not keep or cancel.is_set() or len(keep) == len(tracker.active):
-                        break  # all done, cancelled, or generate ended by itself
-                    input_ids, attention_mask, cache = _drop_rows(output, attention_mask, keep)
-                    tracker.active = [tracker.active[position] for position in keep]
-            now = time.perf_counter()
-            for index, reason in enumerate(tracker.finish):
-                if reason is None:  # stopped early: cancelled
-                    tracker.finish[index] = "cancelled"
-                    text, _ = cut_response(rows[index].template, tracker.decoders[index].text)
-                    emit(index, text, "cancelled", now)
-        except BaseException as error:  # reported to the consumer, never lost in the thread
-            updates.put(error)
-        finally:
-            updates.put(None)
-
-    worker = threading.Thread(target=work, name="medalpaca-generate", daemon=True)
-    worker.start()
-    completed = False
-    try:
-        while (item := updates.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-        completed = True
-    finally:
-        if not completed:  # the consumer went away (closed stream, client disconnect): stop generating
-            cancel.set()
-        worker.join()
+    tracker = _RowTracker(rows, loaded, settings, cancel, on_answer)
+    with loaded.lock, torch.inference_mode(), CPU_SHARE.generation():
+        ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
+        input_ids = torch.tensor(ids, device=loaded.model.device)
+        attention_mask = torch.tensor(mask, device=loaded.model.device)
+        width, cache = input_ids.shape[1], None
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        while True:  # one generate call, and one more each time finished rows leave the batch
+            with loaded.rows_adapters([rows[index].adapter for index in tracker.active]) as adapter_kwargs:
+                output = loaded.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    cache=cache,
+                    stopping_criteria=StoppingCriteriaList([tracker, CPU_SHARE]),
+                    pad_token_id=loaded.tokenizer.pad_token_id,
+                    eos_token_id=sorted(tracker.eos_ids),
+                    return_dict_in_generate=True,
+                    **settings.generate_kwargs(done=input_ids.shape[1] - width),
+                    **adapter_kwargs,
+                )
+            keep = tracker.going_on()
+            if not keep or cancel.is_set() or len(keep) == len(tracker.active):
+                break  # all done, cancelled, or generate ended by itself
+            input_ids, attention_mask, cache = _drop_rows(output, attention_mask, keep)
+            tracker.active = [tracker.active[position] for position in keep]
+    tracker.cancel_unfinished()

@@ -33,7 +33,7 @@ from gradio_client.exceptions import AppError
 import medalpaca_core.engine
 from medalpaca_core.default_model import DEFAULT_ALIAS, DEFAULT_PARAMS
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import stream_batch
+from medalpaca_core.generation import run_batch
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.memory import MIB
 from medalpaca_core.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
@@ -218,14 +218,17 @@ def test_client_that_disconnects_mid_stream_stops_its_generation(app, monkeypatc
     """A raw SSE client reads until the answer streams, then drops the connection; generation ends within ~1 s."""
     finished: list[dict] = []
 
-    def recording_stream_batch(*args, **kwargs):
+    def recording_run_batch(loaded, rows, settings, cancel, on_answer):
         last = {}
-        for answer in stream_batch(*args, **kwargs):
+
+        def record(answer):
             last[answer.variant_id] = answer
-            yield answer
+            on_answer(answer)
+
+        run_batch(loaded, rows, settings, cancel, record)
         finished.append(last)
 
-    monkeypatch.setattr(medalpaca_core.engine, "stream_batch", recording_stream_batch)
+    monkeypatch.setattr(medalpaca_core.engine, "run_batch", recording_run_batch)
     wait_until(lambda: not generating_threads(), 30)  # nothing left running from earlier tests
     with raw_event(app, "compare", [["tiny-lora-0"], "", "Tell me about asthma.", *LONG.values()]) as messages:
         next(m for m in messages if "Generating" in json.dumps(m))
