@@ -21,7 +21,7 @@ from pathlib import Path
 
 from medalpaca_core.default_model import DEFAULT_ALIAS
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import GenerationSettings
+from medalpaca_core.generation import GenerationSettings, Status
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.memory import peak_rss_bytes
 from medalpaca_core.registry import Registry, Variant
@@ -84,7 +84,7 @@ def timed_answer(studio: Studio, variant_ids: list[str]) -> tuple[float, dict]:
     started = time.perf_counter()
     answers = studio.ask(variant_ids, QUESTION, CONTEXT, settings=SETTINGS)
     elapsed = time.perf_counter() - started
-    failed = {v: a.error for v, a in answers.items() if a.status != "done"}
+    failed = {v: a.error for v, a in answers.items() if a.status != Status.DONE}
     if failed:
         raise RuntimeError(f"benchmark answers failed: {failed}")
     return elapsed, answers

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .generation import PRESETS, Answer, GenerationSettings, Row, run_batch
+from .generation import PRESETS, Answer, GenerationSettings, Row, Status, run_batch
 from .loader import BaseKey, LoadedModel, LoadError, ModelManager
 from .memory import Estimate
 from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, fit_prompt, validate_parts
@@ -191,7 +191,7 @@ class Studio:
                 run_batch(loaded, rows, settings, cancel, updates.put)
         except Exception as error:  # a failed batch fails its rows, not the other groups
             for request in group:
-                updates.put(Answer(request.variant_id, status="error", error=f"{type(error).__name__}: {error}"))
+                updates.put(Answer(request.variant_id, status=Status.ERROR, error=f"{type(error).__name__}: {error}"))
         finally:
             updates.put(None)
 
@@ -202,13 +202,13 @@ class Studio:
         for request in group:
             variant = variants[request.variant_id]
             try:
-                updates.put(Answer(variant.id, status="loading"))
+                updates.put(Answer(variant.id, status=Status.LOADING))
                 loaded, adapter = self.acquire(variant)
                 ids, truncated = fit_prompt(
                     variant.template, request.parts, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
                 )
             except Exception as error:  # this variant fails; the rest of its group goes on
-                updates.put(Answer(variant.id, status="error", error=str(error)))
+                updates.put(Answer(variant.id, status=Status.ERROR, error=str(error)))
                 continue
             rows.append(Row(variant.id, ids, adapter, variant.template, truncated))
         return loaded, rows

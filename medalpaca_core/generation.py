@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from .cpu_share import CPU_SHARE
@@ -77,6 +78,25 @@ PRESETS: dict[str, GenerationSettings] = {
 }
 
 
+class Status(StrEnum):
+    """Where an answer is; compares equal to its value, so stored and exported answers keep plain strings."""
+
+    QUEUED = "queued"
+    LOADING = "loading"
+    GENERATING = "generating"
+    DONE = "done"
+    ERROR = "error"
+
+
+class FinishReason(StrEnum):
+    """Why an answer ended: EOS token, a template marker, the token limit, or Stop / a client gone."""
+
+    EOS = "eos"
+    STOP = "stop"
+    LENGTH = "length"
+    CANCELLED = "cancelled"
+
+
 @dataclass(frozen=True)
 class Stats:
     """What one answer cost. ``tokens_per_s`` is the decode rate after the first token."""
@@ -88,7 +108,7 @@ class Stats:
     memory_bytes: int
     quantization: str
     truncated: bool
-    finish_reason: str  # eos | stop | length | cancelled
+    finish_reason: str  # a FinishReason; "" while the answer grows
 
     @property
     def tokens_per_s(self) -> float:
@@ -113,17 +133,17 @@ class Stats:
 
 @dataclass(frozen=True)
 class Answer:
-    """One variant's answer as it streams. ``status``: queued, loading, generating, done or error."""
+    """One variant's answer as it streams."""
 
     variant_id: str
     text: str = ""
-    status: str = "queued"
+    status: Status = Status.QUEUED
     error: str | None = None
     stats: Stats | None = None
 
     @property
     def finished(self) -> bool:
-        return self.status in ("done", "error")
+        return self.status in (Status.DONE, Status.ERROR)
 
 
 @dataclass(frozen=True)
@@ -184,7 +204,7 @@ class _RowTracker:
         self.eos_ids = eos_token_ids(loaded.model, loaded.tokenizer)
         self.settings, self.cancel, self.on_answer = settings, cancel, on_answer
         self.decoders = [IncrementalDecoder(loaded.tokenizer) for _ in rows]
-        self.finish: list[str | None] = [None] * len(rows)
+        self.finish: list[FinishReason | None] = [None] * len(rows)
         self.first_token_at: list[float | None] = [None] * len(rows)
         self.active = list(range(len(rows)))
 
@@ -201,21 +221,21 @@ class _RowTracker:
             truncated=row.truncated,
             finish_reason=finish or "",
         )
-        self.on_answer(Answer(row.variant_id, text, "done" if finish else "generating", None, stats))
+        self.on_answer(Answer(row.variant_id, text, Status.DONE if finish else Status.GENERATING, None, stats))
 
     def _advance(self, index: int, token: int, now: float) -> None:
         if self.first_token_at[index] is None:
             self.first_token_at[index] = now
         decoder = self.decoders[index]
         if token in self.eos_ids:
-            self.finish[index] = "eos"
+            self.finish[index] = FinishReason.EOS
         else:
             decoder.push(token)
         text, hit_marker = cut_response(self.rows[index].template, decoder.text)
         if hit_marker and self.finish[index] is None and len(decoder.ids) >= self.settings.min_new_tokens:
-            self.finish[index] = "stop"
+            self.finish[index] = FinishReason.STOP
         if self.finish[index] is None and len(decoder.ids) >= self.settings.max_new_tokens:
-            self.finish[index] = "length"
+            self.finish[index] = FinishReason.LENGTH
         self.report(index, text, now)
 
     def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
@@ -237,7 +257,7 @@ class _RowTracker:
         now = time.perf_counter()
         for index, reason in enumerate(self.finish):
             if reason is None:
-                self.finish[index] = "cancelled"
+                self.finish[index] = FinishReason.CANCELLED
                 text, _ = cut_response(self.rows[index].template, self.decoders[index].text)
                 self.report(index, text, now)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from .generation import Answer
+from .generation import Answer, Status
 from .loader import ModelManager
 from .registry import Availability, Registry, Variant, availability
 
@@ -67,7 +67,7 @@ class SpeedLog:
         with self._lock:
             for answer in answers:
                 stats = answer.stats
-                if answer.status == "done" and stats and stats.new_tokens >= MIN_TOKENS_FOR_SPEED:
+                if answer.status == Status.DONE and stats and stats.new_tokens >= MIN_TOKENS_FOR_SPEED:
                     self._speeds[answer.variant_id] = stats.tokens_per_s
 
     def get(self, variant_id: str) -> float | None:

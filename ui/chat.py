@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import Answer
+from medalpaca_core.generation import Answer, Status
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import SpeedLog
 
@@ -20,8 +20,8 @@ from .common import (
     INPUT_ERRORS,
     CancelBoard,
     admit,
+    answer_status,
     disclaimer,
-    error_html,
     literal_html,
     plain_text,
     settings_accordion,
@@ -45,16 +45,6 @@ def chat_messages(history: History, pending: tuple[str, str] | None = None) -> l
         if assistant:
             messages.append({"role": "assistant", "content": literal_html(assistant)})
     return messages
-
-
-def turn_status(answer: Answer) -> str:
-    if answer.status == "error":
-        return "⚠ " + error_html(answer.error or "failed")
-    if answer.status == "loading":
-        return "Loading the model (first use: a few seconds)…"
-    if answer.stats:
-        return ("✓ " if answer.finished else "Generating… ") + literal_html(answer.stats.summary())
-    return "Waiting for the model…"
 
 
 class ChatTab:
@@ -88,17 +78,17 @@ class ChatTab:
         try:
             turns = self.studio.chat(variant_id, history, message, settings, cancel)
             for answer in throttled(turns, lambda snapshot: snapshot.finished):
-                yield [chat_messages(history, (message, answer.text)), "", history, turn_status(answer)]
+                yield [chat_messages(history, (message, answer.text)), "", history, answer_status(answer)]
         except INPUT_ERRORS as error:
             raise user_error(error) from error
         finally:
             self.cancels.finish(request.session_hash, cancel)
         self.speeds.record([answer])
-        if answer.status == "error":
-            yield [chat_messages(history), message, history, turn_status(answer)]
+        if answer.status == Status.ERROR:
+            yield [chat_messages(history), message, history, answer_status(answer)]
             return
         history = [*history, (message, answer.text)][-MAX_HISTORY_TURNS:]
-        yield [chat_messages(history), "", history, turn_status(answer)]
+        yield [chat_messages(history), "", history, answer_status(answer)]
 
     def stop(self, request: gr.Request) -> None:
         self.cancels.stop(request.session_hash)

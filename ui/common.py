@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import gradio as gr
 
-from medalpaca_core.generation import MAX_SEED, PRESETS, GenerationSettings, SettingsError
+from medalpaca_core.generation import MAX_SEED, PRESETS, Answer, GenerationSettings, SettingsError, Status
 from medalpaca_core.paths import public_paths
 from medalpaca_core.prompts import PromptError
 from medalpaca_core.ratelimit import RateLimited, RateLimiter
@@ -68,6 +68,24 @@ def plain_text(value: object) -> str:
     valid Unicode (lone surrogates become U+FFFD) and without control characters."""
     text = "" if value is None else str(value)
     return CONTROL_CHARACTERS.sub("", LONE_SURROGATES.sub("\ufffd", text))
+
+
+WAITING = {
+    Status.QUEUED: "Waiting for its model…",
+    Status.LOADING: "Loading the model (first use: a few seconds)…",
+}
+
+
+def answer_status(answer: Answer) -> str:
+    """The line under an answer, in Compare's columns and under the Chat: what it is doing, or what it cost."""
+    if answer.status == Status.ERROR:
+        return "⚠ " + error_html(answer.error or "failed")
+    if answer.status == Status.DONE and answer.stats:
+        return "✓ " + literal_html(answer.stats.summary())
+    if answer.status == Status.GENERATING:
+        tokens = answer.stats.new_tokens if answer.stats else 0
+        return f"Generating… {tokens} tokens"
+    return WAITING[answer.status]
 
 
 def client_address(request: gr.Request | None) -> str:

@@ -17,7 +17,7 @@ import gradio as gr
 
 from medalpaca_core.engine import Studio
 from medalpaca_core.export import Comparison, write_exports
-from medalpaca_core.generation import Answer
+from medalpaca_core.generation import Answer, Status
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import MAX_VARIANTS, SpeedLog
 from medalpaca_core.votes import ALL_BAD, VoteError, VoteStorageError, VoteStore
@@ -26,8 +26,8 @@ from .common import (
     INPUT_ERRORS,
     CancelBoard,
     admit,
+    answer_status,
     disclaimer,
-    error_html,
     literal_html,
     plain_text,
     settings_accordion,
@@ -43,10 +43,6 @@ DIABETES_CONTEXT = (  # the medAlpaca README's own example
 )
 EXAMPLES = [[DIABETES_CONTEXT, "What are the symptoms of diabetes?"], ["", "How to cure COVID-19?"]]
 LEADERBOARD_HEADERS = ["variant", "wins", "comparisons", "win rate", "all bad"]
-WAITING = {
-    "queued": "Waiting for its model…",
-    "loading": "Loading the model (first use: a few seconds)…",
-}
 
 
 @dataclass
@@ -62,25 +58,14 @@ class Slot:
         return [self.column, self.answer, self.status]
 
 
-def status_line(answer: Answer) -> str:
-    if answer.status == "error":
-        return "⚠ " + error_html(answer.error or "failed")
-    if answer.status == "done" and answer.stats:
-        return "✓ " + literal_html(answer.stats.summary())
-    if answer.status == "generating":
-        tokens = answer.stats.new_tokens if answer.stats else 0
-        return f"Generating… {tokens} tokens"
-    return WAITING[answer.status]
-
-
 def run_line(answers: dict[str, Answer], started: float) -> str:
     """One line above the columns: what is happening now, then how long the whole comparison took."""
     elapsed = time.perf_counter() - started
-    loading = [ident for ident, answer in answers.items() if answer.status == "loading"]
+    loading = [ident for ident, answer in answers.items() if answer.status == Status.LOADING]
     if loading:
         return f"Loading {literal_html(', '.join(loading))}… ({elapsed:.0f} s)"
     if all(answer.finished for answer in answers.values()):
-        failed = sum(answer.status == "error" for answer in answers.values())
+        failed = sum(answer.status == Status.ERROR for answer in answers.values())
         note = f", {failed} failed" if failed else ""
         return f"Finished {len(answers)} answers in {elapsed:.1f} s{note}."
     return f"Generating {len(answers)} answers… ({elapsed:.1f} s)"
@@ -115,7 +100,7 @@ class CompareTab:
             updates += [
                 gr.Column(visible=True),
                 gr.Textbox(value=answer.text if answer else "", label=ident),
-                status_line(answer) if answer else "Ready.",
+                answer_status(answer) if answer else "Ready.",
             ]
         return updates
 
@@ -154,7 +139,7 @@ class CompareTab:
         answers: dict[str, Answer] = {}
         try:
             for answers in throttled(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
-                if any(answer.status == "loading" for answer in answers.values()):
+                if any(answer.status == Status.LOADING for answer in answers.values()):
                     progress(None, desc="Loading model")
                 yield [*self.slot_updates(variant_ids, answers), run_line(answers, started), *hidden]
         finally:

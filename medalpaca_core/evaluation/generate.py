@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..engine import Request, Studio
-from ..generation import PRESETS, GenerationSettings
+from ..generation import PRESETS, FinishReason, GenerationSettings, Status
 from ..prompts import render
 from .exams import Question
 from .prompt import exam_parts
@@ -85,7 +85,11 @@ def generate_records(
         answers = _final_answers(studio, [Request(v, parts) for v in pending], config.attempt_settings(attempt), cancel)
         for variant_id in pending:
             answer = answers[variant_id]
-            if answer.status == "error" or answer.stats is None or answer.stats.finish_reason == "cancelled":
+            if (
+                answer.status == Status.ERROR
+                or answer.stats is None
+                or answer.stats.finish_reason == FinishReason.CANCELLED
+            ):
                 errors[variant_id] = answer.error or "generation was cancelled"
             else:
                 responses[variant_id].append(answer.text)
