@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .generation import Answer, GenerationSettings, Stats
+
+STATS_FIELDS = [spec.name for spec in fields(Stats)]
 
 
 def stats_dict(stats: Stats | None) -> dict[str, Any] | None:
@@ -98,12 +100,8 @@ def _settings_line(settings: dict[str, Any]) -> str:
 
 
 def _stats_line(stats: dict[str, Any]) -> str:
-    ttft = f"{stats['ttft_s']:.2f} s" if stats.get("ttft_s") is not None else "-"
-    line = (
-        f"first token {ttft} · {stats['new_tokens']} tokens · {stats['tokens_per_s']:.1f} tok/s · "
-        f"wall {stats['wall_s']:.1f} s · {stats['quantization']} · ended: {stats['finish_reason']}"
-    )
-    return line + (" · input truncated to fit the context window" if stats.get("truncated") else "")
+    """``Stats.summary`` of an exported answer (its dict also holds the derived ``tokens_per_s``)."""
+    return Stats(**{name: stats[name] for name in STATS_FIELDS}).summary(memory=False)
 
 
 def to_markdown(comparison: Comparison) -> str:

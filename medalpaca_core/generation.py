@@ -116,14 +116,15 @@ class Stats:
             return 0.0
         return (self.new_tokens - 1) / (self.wall_s - self.ttft_s)
 
-    def summary(self) -> str:
+    def summary(self, memory: bool = True) -> str:
+        """The one line every view shows (status lines, the CLI, exports; exports leave out the memory)."""
         ttft = f"{self.ttft_s:.2f} s" if self.ttft_s is not None else "-"
         parts = [
             f"first token {ttft}",
             f"{self.new_tokens} tokens",
             f"{self.tokens_per_s:.1f} tok/s",
             f"wall {self.wall_s:.1f} s",
-            f"{self.memory_bytes / 1024**2:.0f} MB ({self.quantization})",
+            f"{self.memory_bytes / 1024**2:.0f} MB ({self.quantization})" if memory else self.quantization,
             f"ended: {self.finish_reason}",
         ]
         if self.truncated:
