@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import MAX_EXAM_BYTES
+from medalpaca_core.hosting import persistence_notice, untrusting_server_env
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import SpeedLog
 from medalpaca_core.votes import VoteStore
@@ -56,6 +57,9 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
     speeds = SpeedLog()  # decode speeds measured while this app runs, shown beside slow variants
     with GuardedBlocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(INTRO)
+        notice = persistence_notice()
+        if notice:
+            gr.Markdown(notice, elem_classes="disclaimer")
         with gr.Tabs():
             build_compare_tab(studio, VoteStore(), speeds, limiter)
             build_chat_tab(studio, speeds, limiter)
@@ -68,9 +72,11 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
 def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, **options: Any) -> tuple[Any, str, str]:
     """Queue and serve ``demo``: 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; ``options`` go to launch.
 
+    uvicorn is told to trust no forwarded address: ``medalpaca_core.hosting.client_key`` decides whom to trust.
     Requests beyond ``queue_size`` waiting are refused with "Queue is full" rather than piling up; uploads
     are capped at an exam file's size and other request bodies far above any real question (413).
     """
+    untrusting_server_env()
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=queue_size)
     options.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     uploads = MAX_UPLOAD_FILES * MAX_EXAM_BYTES + MiB  # the files of one exam in one request, plus form overhead
@@ -84,6 +90,9 @@ def main() -> None:
     # cores through per-generation thread budgets (medalpaca_core.cpu_share) instead of passive waiting.
     install_bounded_logging()  # no line of the log quotes more than a short prefix of what a visitor sent
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    notice = persistence_notice()
+    if notice:
+        logging.getLogger("medalpaca_studio").warning(notice)
     launch(build_demo())
 
 

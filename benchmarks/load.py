@@ -2,10 +2,10 @@
 
 Serves ``app.py`` in its own process, exactly as shipped (two generations at once, 32 requests waiting,
 the default per-client rate limit) with ``MEDALPACA_MEMORY_BUDGET``, on a free port of 127.0.0.1. Then
-CLIENTS visitors (gradio_client; each sends its own X-Forwarded-For, as distinct visitors behind a
-reverse proxy do) each run COMPARISONS comparisons of the default variants, alternately all three and
-the first two, greedy with a short answer. All traffic stays on the loopback interface, every request
-has a timeout and the run has a deadline, after which the server is stopped.
+CLIENTS visitors (gradio_client; each sends its own X-Forwarded-For, trusted from loopback here, as
+distinct visitors behind a reverse proxy do) each run COMPARISONS comparisons of the default variants,
+alternately all three and the first two, greedy with a short answer. All traffic stays on the loopback
+interface, every request has a timeout and the run has a deadline, after which the server is stopped.
 
 Reports requests completed and refused (queue full, rate limit), Submit-to-last-token latency (p50,
 p95), the server's peak resident memory against the budget, and tracebacks in the server's log.
@@ -74,6 +74,7 @@ def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
         "MEDALPACA_DEFAULT_MODEL": resolve_default_model(),
         "MEDALPACA_MEMORY_BUDGET": BUDGET,
         "HF_HUB_OFFLINE": "1",
+        "MEDALPACA_TRUSTED_PROXY": "127.0.0.1",  # the visitors' X-Forwarded-For counts, as behind a proxy
     }
     with log.open("wb") as output:
         server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=output, stderr=output)

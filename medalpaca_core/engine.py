@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .generation import PRESETS, Answer, GenerationSettings, Row, Status, run_batch
+from .hosting import gpu
 from .loader import BaseKey, LoadedModel, LoadError, ModelManager
 from .memory import Estimate
 from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, fit_prompt, validate_parts
@@ -134,7 +135,8 @@ class Studio:
         variants = {request.variant_id: self.variant(request.variant_id) for request in requests}
         for request in requests:
             validate_parts(request.parts)
-        return self._stream(requests, variants, settings, cancel or threading.Event())
+        # on a ZeroGPU Space the whole run, its threads included, happens in the GPU worker; elsewhere a no-op
+        return gpu(self._stream)(requests, variants, settings, cancel or threading.Event())
 
     def _stream(
         self,

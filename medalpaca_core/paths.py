@@ -13,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .hosting import persistent_home
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 BUNDLED_ADAPTERS_DIR = ASSETS_DIR / "adapters"
@@ -20,10 +22,15 @@ REGISTRY_FILE = ASSETS_DIR / "variants.yaml"
 
 
 def home() -> Path:
-    """The studio's data folder: ``$MEDALPACA_HOME`` or ``~/.cache/medalpaca-studio``."""
+    """The studio's data folder: ``$MEDALPACA_HOME``; on a Space with persistent storage
+    ``/data/medalpaca-studio`` (a Space's other folders do not survive a restart); else
+    ``~/.cache/medalpaca-studio``."""
     explicit = os.environ.get("MEDALPACA_HOME")
     if explicit:
         return Path(explicit).expanduser()
+    persistent = persistent_home()
+    if persistent is not None:
+        return persistent
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "medalpaca-studio"
 

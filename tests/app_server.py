@@ -94,15 +94,19 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    studio: Studio, home: Path, default_model_dir: str, limiter: RateLimiter | None = None, **options
+    studio: Studio, home: Path | None, default_model_dir: str, limiter: RateLimiter | None = None, **options
 ) -> Iterator[str]:
-    """Serve the app built on ``studio`` with MEDALPACA_HOME at ``home``; yields its URL.
+    """Serve the app built on ``studio`` with MEDALPACA_HOME at ``home`` (unset for None: the app picks its
+    own data folder, as on a Space); yields its URL.
 
     ``limiter`` defaults to no rate limit (the app tests send many requests from one address);
     ``options`` go to ``app.launch`` (``queue_size``, for instance).
     """
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("MEDALPACA_HOME", str(home))
+        if home is None:
+            env.delenv("MEDALPACA_HOME", raising=False)
+        else:
+            env.setenv("MEDALPACA_HOME", str(home))
         env.setenv("MEDALPACA_DEFAULT_MODEL", default_model_dir)  # no second conversion into the new home
         demo = build_demo(studio, limiter or RateLimiter(None))
         _, url, _ = launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True, **options)

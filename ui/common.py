@@ -18,6 +18,7 @@ from typing import TypeVar
 import gradio as gr
 
 from medalpaca_core.generation import MAX_SEED, PRESETS, Answer, GenerationSettings, SettingsError, Status
+from medalpaca_core.hosting import client_key
 from medalpaca_core.paths import public_paths
 from medalpaca_core.prompts import PromptError
 from medalpaca_core.ratelimit import RateLimited, RateLimiter
@@ -89,10 +90,15 @@ def answer_status(answer: Answer) -> str:
 
 
 def client_address(request: gr.Request | None) -> str:
-    """Whom a request comes from, for the rate limit: the peer's address. Behind a reverse proxy that
-    uvicorn trusts (FORWARDED_ALLOW_IPS), that is the forwarded client's address (see SECURITY.md)."""
+    """Whom a request comes from, for the rate limit: the socket's address, or the first forwarded one
+    when the request came through a trusted proxy (a Space's, or MEDALPACA_TRUSTED_PROXY; see SECURITY.md)."""
     client = getattr(request, "client", None)
-    return getattr(client, "host", None) or "unknown"
+    headers = getattr(request, "headers", None) or {}
+    if hasattr(headers, "getlist"):  # starlette's headers: every X-Forwarded-For line
+        forwarded = headers.getlist("x-forwarded-for")
+    else:  # a queued request's plain dict
+        forwarded = [headers.get("x-forwarded-for", "")]
+    return client_key(getattr(client, "host", None), forwarded)
 
 
 def admit(limiter: RateLimiter, request: gr.Request | None) -> None:

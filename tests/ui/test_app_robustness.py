@@ -1,8 +1,8 @@
 """The web app under load, cancellation, broken files and hostile input (issue 7), over real HTTP.
 
 The app runs in this process on the tiny random LLaMA (``tests/app_server.py``), with variants that
-fail in each way the issue lists. Every client sends its own X-Forwarded-For, which uvicorn trusts
-from 127.0.0.1 as a reverse proxy's, so each has its own rate-limit allowance, as distinct visitors
+fail in each way the issue lists. Every client sends its own X-Forwarded-For, which the app trusts from
+127.0.0.1 as a reverse proxy's (MEDALPACA_TRUSTED_PROXY), so each has its own rate-limit allowance, as distinct visitors
 behind a proxy would. After every test the server's log (this process's stderr and log records) must
 hold no traceback: refusals are messages, not exceptions.
 """
@@ -34,6 +34,7 @@ import medalpaca_core.engine
 from medalpaca_core.default_model import DEFAULT_ALIAS, DEFAULT_PARAMS
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation import run_batch
+from medalpaca_core.hosting import TRUSTED_PROXY_ENV
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.memory import MIB
 from medalpaca_core.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
@@ -104,6 +105,14 @@ def fault_variants(tiny_dir: Path, good_adapter: Path, scratch: Path, default_mo
         Variant(id="default-model", label="Default model", base=DEFAULT_ALIAS, params=DEFAULT_PARAMS),
         Variant(id="slow", label="Slow to load", base=base, dtype="bfloat16"),
     ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def behind_a_local_proxy() -> Iterator[None]:
+    """The visitors' X-Forwarded-For counts: these tests play the reverse proxy on 127.0.0.1."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(TRUSTED_PROXY_ENV, "127.0.0.1")
+        yield
 
 
 @pytest.fixture(scope="module")
