@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import MAX_EXAM_BYTES
 from medalpaca_core.hosting import persistence_notice, untrusting_server_env
+from medalpaca_core.openai_api import ApiConfig, OpenAIApi, api_enabled
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import SpeedLog
 from medalpaca_core.votes import VoteStore
@@ -69,8 +70,19 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
     return demo
 
 
-def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, **options: Any) -> tuple[Any, str, str]:
-    """Queue and serve ``demo``: 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; ``options`` go to launch.
+def api_routes(studio: Studio, limiter: RateLimiter) -> list[Any]:
+    """The OpenAI-compatible routes (``/v1/...``) on the app's studio and rate limit, unless the API is off
+    (on a Space unless MEDALPACA_OPENAI_API=1)."""
+    if not api_enabled():
+        return []
+    return OpenAIApi(studio, limiter, ApiConfig.from_env(CONCURRENCY_LIMIT, QUEUE_SIZE)).routes()
+
+
+def launch(
+    demo: gr.Blocks, queue_size: int = QUEUE_SIZE, routes: list[Any] | None = None, **options: Any
+) -> tuple[Any, str, str]:
+    """Queue and serve ``demo``: 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; ``routes`` (the API's)
+    are served beside Gradio's; ``options`` go to launch.
 
     uvicorn is told to trust no forwarded address: ``medalpaca_core.hosting.client_key`` decides whom to trust.
     Requests beyond ``queue_size`` waiting are refused with "Queue is full" rather than piling up; uploads
@@ -81,7 +93,7 @@ def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, **options: Any) -> tup
     options.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     uploads = MAX_UPLOAD_FILES * MAX_EXAM_BYTES + MiB  # the files of one exam in one request, plus form overhead
     middleware = [Middleware(BodySizeLimit, upload_max_bytes=uploads)]
-    app_kwargs = {"middleware": middleware, "exception_handlers": EXCEPTION_HANDLERS}
+    app_kwargs = {"middleware": middleware, "exception_handlers": EXCEPTION_HANDLERS, "routes": routes or []}
     return demo.launch(theme=THEME, css=CSS, max_file_size=MAX_EXAM_BYTES, app_kwargs=app_kwargs, **options)
 
 
@@ -93,7 +105,8 @@ def main() -> None:
     notice = persistence_notice()
     if notice:
         logging.getLogger("medalpaca_studio").warning(notice)
-    launch(build_demo())
+    studio, limiter = Studio(), RateLimiter.from_env()
+    launch(build_demo(studio, limiter), routes=api_routes(studio, limiter))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ TARGETS = """\
 | cached cold start of the default model under 3 s | cold start, cached load (the load, and from process start) |
 | (issue 3) Submit to last token, the app's default 3-variant comparison | app, default comparison |
 | (issue 15) loglik on 1,000 four-option questions in under 5 minutes | evaluation, loglik |
+| (issue 13) /v1/completions adds under 50 ms to the Compare path's generation | app, /v1/completions vs Compare |
 """
 
 
@@ -61,12 +62,16 @@ def training_rows(steps: int) -> list[Row]:
 
 
 def app_rows(runs: int, single_stream_tok_s: float | None) -> list[Row]:
-    """The app's default comparison over HTTP (``benchmarks/app_compare.py``), in a fresh process; one visitor
-    and two at once against the served app (``benchmarks/visitors.py``)."""
-    from benchmarks import app_compare, visitors
+    """The app's default comparison over HTTP (``benchmarks/app_compare.py``) and what /v1/completions adds to
+    it (``benchmarks/api_overhead.py``), each in a fresh process; one visitor and two at once against the
+    served app (``benchmarks/visitors.py``)."""
+    from benchmarks import api_overhead, app_compare, visitors
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(app_compare.rows, (runs,)) + visitors.rows(runs - 1, single_stream_tok_s)
+        compare = pool.apply(app_compare.rows, (runs,))
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        compare += pool.apply(api_overhead.rows)
+    return compare + visitors.rows(runs - 1, single_stream_tok_s)
 
 
 def mixed_batch_rows(repeats: int) -> list[Row]:

@@ -1,9 +1,9 @@
-"""Command line: ``python -m medalpaca_core {prepare,list,ask,eval,perplexity} …``.
+"""Command line: ``python -m medalpaca_core {prepare,list,ask,eval,perplexity,serve} …``.
 
 ``prepare`` converts the embedded default model once; ``list`` shows every variant with its
 availability and memory estimate; ``ask`` streams answers of one or more variants; ``eval``
 scores variants on a USMLE-style exam and ``perplexity`` measures their held-out answer loss
-(both in ``medalpaca_core.evaluation.commands``).
+(both in ``medalpaca_core.evaluation.commands``); ``serve`` runs the OpenAI-compatible API without the web page.
 """
 
 from __future__ import annotations
@@ -93,16 +93,36 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The OpenAI-compatible API alone (no web page), on the same studio, limits and key as the app's."""
+    import uvicorn
+
+    from .openai_api import ApiConfig, create_app
+    from .ratelimit import RateLimiter
+
+    api = create_app(Studio(), RateLimiter.from_env(), ApiConfig.from_env())
+    # proxy_headers off: the studio decides whom to trust for the rate limit (MEDALPACA_TRUSTED_PROXY)
+    uvicorn.run(api, host=args.host, port=args.port, proxy_headers=False, log_level="warning")
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the network)")
+    parser.add_argument("--port", type=int, default=8000)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "prepare": (cmd_prepare, "convert the embedded default model to the safetensors cache"),
     "list": (cmd_list, "list variants, availability and memory estimates"),
     "ask": (cmd_ask, "ask one or more variants a question"),
     "eval": (cmd_eval, "zero-shot accuracy on a USMLE-style exam (generate and loglik modes)"),
     "perplexity": (cmd_perplexity, "held-out answer loss and perplexity on Medical Meadow-format Q&A"),
+    "serve": (cmd_serve, "the OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions) alone"),
 }
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "eval": add_eval_arguments,
     "perplexity": add_perplexity_arguments,
+    "serve": add_serve_arguments,
 }
 
 

@@ -19,17 +19,30 @@ from .generation import PRESETS, Answer, GenerationSettings, Row, Status, run_ba
 from .hosting import gpu
 from .loader import BaseKey, LoadedModel, LoadError, ModelManager
 from .memory import Estimate
-from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, fit_prompt, validate_parts
+from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
 from .registry import Registry, Variant, availability
 from .selection import DEFAULT_COUNT, SpeedLog, default_variants, variant_choices
 
 
 @dataclass(frozen=True)
 class Request:
-    """One variant asked one prompt."""
+    """One variant asked one prompt. ``raw``: the question is the model's whole input, already in the variant's
+    template (the OpenAI API's completions); the answer is still cut at the template's markers."""
 
     variant_id: str
     parts: PromptParts
+    raw: bool = False
+
+
+def fit_raw(template: str, text: str, tokenizer: Any, window: int, max_new_tokens: int) -> tuple[list[int], bool]:
+    """The ids of a prompt given as text; one that leaves no room for the answer is refused, never cut."""
+    ids = encode(template, text, tokenizer)
+    if len(ids) > window - max_new_tokens:
+        raise PromptError(
+            f"The prompt is {len(ids):,} tokens; with {max_new_tokens} new tokens it does not fit the "
+            f"model's context window of {window:,} tokens"
+        )
+    return ids, False
 
 
 class Studio:
@@ -206,8 +219,10 @@ class Studio:
             try:
                 updates.put(Answer(variant.id, status=Status.LOADING))
                 loaded, adapter = self.acquire(variant)
-                ids, truncated = fit_prompt(
-                    variant.template, request.parts, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
+                fit = fit_raw if request.raw else fit_prompt
+                prompt = request.parts.question if request.raw else request.parts
+                ids, truncated = fit(
+                    variant.template, prompt, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
                 )
             except Exception as error:  # this variant fails; the rest of its group goes on
                 updates.put(Answer(variant.id, status=Status.ERROR, error=str(error)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from app import build_demo, launch
+from app import api_routes, build_demo, launch
 from medalpaca_core.engine import Request, Studio
 from medalpaca_core.generation import Answer, GenerationSettings, Stats
 from medalpaca_core.loader import ModelManager
@@ -108,8 +108,12 @@ def serve(
         else:
             env.setenv("MEDALPACA_HOME", str(home))
         env.setenv("MEDALPACA_DEFAULT_MODEL", default_model_dir)  # no second conversion into the new home
-        demo = build_demo(studio, limiter or RateLimiter(None))
-        _, url, _ = launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True, **options)
+        limiter = limiter or RateLimiter(None)
+        demo = build_demo(studio, limiter)
+        routes = api_routes(studio, limiter)
+        _, url, _ = launch(
+            demo, server_port=free_port(), prevent_thread_lock=True, quiet=True, routes=routes, **options
+        )
         try:
             yield url.rstrip("/")
         finally:

@@ -8,7 +8,6 @@ and every run of a model first passes the per-client rate limit.
 from __future__ import annotations
 
 import html
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +22,7 @@ from medalpaca_core.paths import public_paths
 from medalpaca_core.prompts import PromptError
 from medalpaca_core.ratelimit import RateLimited, RateLimiter
 from medalpaca_core.registry import UnknownVariantError
+from medalpaca_core.text import plain_text
 
 DISCLAIMER = (
     "⚕ **Research demo — not medical advice.** These models make things up, including plausible but wrong "
@@ -31,12 +31,6 @@ DISCLAIMER = (
 # Input mistakes the core reports before any model runs; they become a message in the page.
 INPUT_ERRORS = (PromptError, SettingsError, UnknownVariantError)
 STREAM_INTERVAL_S = 0.1  # at most ~10 page updates a second, whatever the token rate
-# C0 control characters but tab, line feed and carriage return, and DEL: never part of a question, and
-# terminal escapes among them would reach whatever displays the stored votes and exports.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# Halves of UTF-16 surrogate pairs, alone: JSON can carry them ("\\ud800"), UTF-8 cannot, so tokenizers,
-# SQLite and the page's own messages would fail on them.
-LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 T = TypeVar("T")
 
@@ -62,13 +56,6 @@ def user_error(error: Exception | str, title: str = "Cannot run this") -> gr.Err
 def error_html(text: str) -> str:
     """An error for the page: shown as text, and naming no absolute path of this server (``public_paths``)."""
     return literal_html(public_paths(text))
-
-
-def plain_text(value: object) -> str:
-    """Text from the page or the API as models, votes, exports and messages get it: a string (None is empty),
-    valid Unicode (lone surrogates become U+FFFD) and without control characters."""
-    text = "" if value is None else str(value)
-    return CONTROL_CHARACTERS.sub("", LONE_SURROGATES.sub("\ufffd", text))
 
 
 WAITING = {
