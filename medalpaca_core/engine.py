@@ -21,6 +21,7 @@ from .loader import BaseKey, LoadedModel, LoadError, ModelManager
 from .memory import Estimate
 from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
 from .registry import Registry, Variant, availability
+from .remote import stream_remote
 from .selection import DEFAULT_COUNT, SpeedLog, default_variants, variant_choices
 
 
@@ -67,6 +68,8 @@ class Studio:
 
     def acquire(self, variant: Variant) -> tuple[LoadedModel, str]:
         """The loaded model and adapter name of ``variant``; a LoadError says why it is not available."""
+        if variant.remote:
+            raise LoadError(f"{variant.id} is a remote variant: its server answers it, nothing is loaded here")
         status = availability(variant)
         if not status.ok:
             raise LoadError(f"{variant.id} is unavailable: {status.reason}")
@@ -77,10 +80,13 @@ class Studio:
         return self.manager.key_for(variant)
 
     def group_by_base(self, variant_ids: Iterable[str]) -> list[list[str]]:
-        """The ids, grouped by the base they share (order kept): each group is answered in one batch."""
-        groups: dict[BaseKey, list[str]] = {}
+        """The ids, grouped by the base they share (order kept): each group is answered in one batch. A remote
+        variant is a group of its own: its server batches."""
+        groups: dict[BaseKey | tuple[str, str], list[str]] = {}
         for variant_id in variant_ids:
-            groups.setdefault(self.base_key(self.variant(variant_id)), []).append(variant_id)
+            variant = self.variant(variant_id)
+            key = ("remote", variant.id) if variant.remote else self.base_key(variant)
+            groups.setdefault(key, []).append(variant_id)
         return list(groups.values())
 
     def estimate(self, variant: Variant) -> Estimate | None:
@@ -199,8 +205,16 @@ class Studio:
         cancel: threading.Event,
         updates: queue.Queue,
     ) -> None:
-        """Load one base (and its adapters), then answer the whole group in one batch, in this thread."""
+        """Load one base (and its adapters), then answer the whole group in one batch, in this thread; or ask a
+        remote server."""
         try:
+            if variants[group[0].variant_id].remote:
+                for request in group:
+                    for answer in stream_remote(
+                        variants[request.variant_id], request.parts, request.raw, settings, cancel
+                    ):
+                        updates.put(answer)
+                return
             loaded, rows = self._prepare_rows(group, variants, settings, updates)
             if rows and not cancel.is_set():
                 run_batch(loaded, rows, settings, cancel, updates.put)

@@ -326,6 +326,8 @@ class ModelManager:
 
     def estimate_for(self, variant: Variant) -> Estimate | None:
         """The memory ``variant``'s base will take, or None when its size is not known offline."""
+        if variant.remote:  # another server's memory
+            return None
         key = self.key_for(variant)
         params = variant.params
         if params is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("none", "int8", "nf4")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+USER_REGISTRY_ENV = "MEDALPACA_VARIANTS"
 VARIANT_FILE = "variant.json"  # optional metadata beside a discovered adapter or model
 
 
@@ -57,6 +59,12 @@ class Variant:
     params: int | None = None  # parameter count, for memory estimates before anything is downloaded
     source: str = "registry"  # registry | bundled | finetuned
     reference: dict[str, float] = field(default_factory=dict)  # the paper's USMLE accuracies
+    # A remote variant (medalpaca_core.remote): answered by the OpenAI-compatible server at ``endpoint``
+    # (its /v1 URL) under the name ``model``, with the key in the environment variable ``api_key_env``.
+    endpoint: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
@@ -67,10 +75,20 @@ class Variant:
             check_template(self.template)
         except ValueError as error:
             raise RegistryError(f"Variant {self.id!r}: {error}") from error
+        if self.endpoint is not None and not str(self.endpoint).startswith(("http://", "https://")):
+            raise RegistryError(f"Variant {self.id!r}: endpoint must be an http:// or https:// URL")
+        if not 0 < float(self.timeout_s) <= 3600:
+            raise RegistryError(f"Variant {self.id!r}: timeout_s must be between 0 and 3600 seconds")
+
+    @property
+    def remote(self) -> bool:
+        return self.endpoint is not None
 
     @property
     def kind(self) -> str:
-        """'LoRA' or 'full', with the quantization, for tables."""
+        """'LoRA' or 'full', with the quantization, for tables; 'remote' for a variant another server answers."""
+        if self.remote:
+            return "remote"
         kind = "LoRA" if self.adapter else "full"
         return kind if self.quantization == "none" else f"{kind}, {self.quantization}"
 
@@ -86,10 +104,11 @@ def _variant_from_mapping(entry: dict[str, Any], where: str) -> Variant:
     unknown = set(entry) - known
     if unknown:
         raise RegistryError(f"{where}: unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
-    missing = {"id", "label", "base"} - set(entry)
+    missing = {"id", "label"} - set(entry) if entry.get("endpoint") else {"id", "label", "base"} - set(entry)
     if missing:
         raise RegistryError(f"{where}: missing keys {sorted(missing)}")
     entry = dict(entry)
+    entry.setdefault("base", entry.get("model") or entry.get("endpoint"))  # a remote variant's base is its server's
     if entry.get("params") is not None:
         entry["params"] = int(float(entry["params"]))
     return Variant(**entry)
@@ -103,7 +122,25 @@ def read_registry_file(path: Path) -> list[Variant]:
         raise RegistryError(f"Cannot read the variant registry {path}: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("variants"), list):
         raise RegistryError(f"{path}: expected a mapping with a 'variants' list")
-    return [_variant_from_mapping(entry, f"{path}, variant #{n + 1}") for n, entry in enumerate(document["variants"])]
+    try:
+        return [_variant_from_mapping(e, f"{path}, variant #{n + 1}") for n, e in enumerate(document["variants"])]
+    except (TypeError, ValueError) as error:
+        if isinstance(error, RegistryError):
+            raise
+        raise RegistryError(f"{path}: {error}") from error
+
+
+def merged(variants: list[Variant], overrides: list[Variant]) -> list[Variant]:
+    """``variants`` with each of ``overrides`` in place of the variant of the same id, or added at the end."""
+    by_id = {variant.id: variant for variant in overrides}
+    kept = [by_id.pop(variant.id, variant) for variant in variants]
+    return kept + list(by_id.values())
+
+
+def user_registry_file() -> Path | None:
+    """The user's own registry (MEDALPACA_VARIANTS), merged over assets/variants.yaml."""
+    configured = os.environ.get(USER_REGISTRY_ENV)
+    return Path(configured).expanduser() if configured else None
 
 
 def _portable_base(name: str | None) -> str:
@@ -182,8 +219,12 @@ class Registry:
         bundled_dir: Path = BUNDLED_ADAPTERS_DIR,
         finetuned: Path | None = None,
     ) -> Registry:
-        """The registry file, then bundled adapters, then the user's fine-tuned variants (``local/…``)."""
+        """The registry file (with MEDALPACA_VARIANTS's entries over it), then bundled adapters, then the
+        user's fine-tuned variants (``local/…``)."""
         variants = read_registry_file(path)
+        user_file = user_registry_file()
+        if user_file is not None:
+            variants = merged(variants, read_registry_file(user_file))
         variants += discover(bundled_dir, "bundled")
         variants += discover(finetuned or finetuned_dir(), "finetuned", prefix="local/")
         return cls(with_paper_references(variants))
@@ -242,7 +283,12 @@ def adapter_status(adapter: str) -> Availability:
 
 
 def availability(variant: Variant) -> Availability:
-    """Can ``variant`` be loaded here? Cheap: touches no weights and downloads nothing."""
+    """Can ``variant`` be loaded here? Cheap: touches no weights and downloads nothing (nor asks a remote server:
+    one that cannot answer says so in its column)."""
+    if variant.remote:
+        if variant.api_key_env and not os.environ.get(variant.api_key_env):
+            return Availability(False, f"remote: the environment variable {variant.api_key_env} (its key) is not set")
+        return Availability(True, f"remote: {variant.model or variant.base} at {variant.endpoint}")
     if variant.quantization != "none" and importlib.util.find_spec("bitsandbytes") is None:
         return Availability(False, f"{variant.quantization} needs the bitsandbytes package, which is not installed")
     status = base_status(variant.base)
