@@ -27,6 +27,7 @@ import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from .echo import brief
 from .engine import Request as StudioRequest
 from .engine import Studio
 from .generation import Answer, SettingsError
@@ -155,7 +156,7 @@ class OpenAIApi:
             return self.studio.registry.get(job.model)
         except UnknownVariantError:
             ids = ", ".join(self.studio.registry.ids())
-            message = f"The model {job.model[:80]!r} does not exist. Valid models: {ids}"
+            message = f"The model {brief(job.model)} does not exist. Valid models: {ids}"
             raise ApiError(404, message, "not_found_error", "model") from None
 
     def admit(self, request: Request) -> None:

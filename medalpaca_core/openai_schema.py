@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .echo import brief
 from .generation import MAX_SEED, Answer, GenerationSettings, SettingsError
 from .prompts import DEFAULT_INSTRUCTION, PromptParts
 from .text import plain_text
@@ -76,7 +77,7 @@ def _number(body: dict[str, Any], name: str, default: float, low: float, high: f
         return default
     is_number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     _check(is_number, f"'{name}' must be a number", name)
-    _check(low <= value <= high, f"'{name}' must be between {low:g} and {high:g}, not {value}", name)
+    _check(low <= value <= high, f"'{name}' must be between {low:g} and {high:g}, not {brief(value)}", name)
     return float(value)
 
 
@@ -86,7 +87,7 @@ def _integer(body: dict[str, Any], name: str, default: int | None, low: int, hig
         return default
     whole = isinstance(value, int) and not isinstance(value, bool)
     _check(whole, f"'{name}' must be a whole number", name)
-    _check(low <= value <= high, f"'{name}' must be between {low} and {high}, not {value}", name)
+    _check(low <= value <= high, f"'{name}' must be between {low} and {high}, not {brief(value)}", name)
     return int(value)
 
 
