@@ -92,7 +92,8 @@ def test_a_studio_answers_as_another_studios_remote_variant(tiny_registry_parts,
             registry.add(remote("remote-lora-0", f"{server_url}/v1", timeout_s=120))
             studio = EchoStudio(registry, ModelManager(device="cpu"))
             with serve(studio, tmp_path / "client-home", default_model_dir) as url:
-                _, result = compare(Client(url, verbose=False), ["remote-lora-0", TRIO[0]], max_new_tokens=16)
+                client = Client(url, verbose=False, download_files=False)
+                _, result = compare(client, ["remote-lora-0", TRIO[0]], max_new_tokens=16)
             assert not [m for m in studio.manager.loaded() if "remote" in str(m.key)]
     (remote_text, remote_status), (local_text, _) = result["answers"]["remote-lora-0"], result["answers"][TRIO[0]]
     assert remote_text == local_text and remote_text.strip()  # the same model files, the same greedy answer
