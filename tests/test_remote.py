@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from gradio_client import Client
 
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation import GenerationSettings
@@ -26,7 +25,7 @@ from medalpaca_core.openai_api import ENABLE_ENV, KEY_ENV
 from medalpaca_core.prompts import PromptParts, render
 from medalpaca_core.registry import USER_REGISTRY_ENV, Registry, RegistryError, Variant, availability
 from medalpaca_core.remote import request_body
-from tests.app_server import CONTEXT, QUESTION, TRIO, EchoStudio, compare, free_port, serve, tiny_app_registry
+from tests.app_server import CONTEXT, QUESTION, TRIO, EchoStudio, free_port, serve, tiny_app_registry
 
 pytest_plugins = ["tests.app_server"]
 
@@ -83,6 +82,8 @@ def tiny_registry_parts(tmp_path_factory, tiny_dir, tiny_adapters):
 
 
 def test_a_studio_answers_as_another_studios_remote_variant(tiny_registry_parts, tmp_path, default_model_dir):
+    """Studio A serves /v1 (the web app's server); studio B asks it for tiny-lora-0 as a remote variant, beside
+    its own local copy of the same adapter: the same greedy answer, with stats from the stream."""
     with pytest.MonkeyPatch.context() as env:
         for name in (SPACE_ENV, KEY_ENV, ENABLE_ENV):
             env.delenv(name, raising=False)
@@ -90,14 +91,13 @@ def test_a_studio_answers_as_another_studios_remote_variant(tiny_registry_parts,
         with serve(server, tmp_path / "server-home", default_model_dir) as server_url:
             registry = tiny_app_registry(*tiny_registry_parts)
             registry.add(remote("remote-lora-0", f"{server_url}/v1", timeout_s=120))
-            studio = EchoStudio(registry, ModelManager(device="cpu"))
-            with serve(studio, tmp_path / "client-home", default_model_dir) as url:
-                client = Client(url, verbose=False, download_files=False)
-                _, result = compare(client, ["remote-lora-0", TRIO[0]], max_new_tokens=16)
-            assert not [m for m in studio.manager.loaded() if "remote" in str(m.key)]
-    (remote_text, remote_status), (local_text, _) = result["answers"]["remote-lora-0"], result["answers"][TRIO[0]]
-    assert remote_text == local_text and remote_text.strip()  # the same model files, the same greedy answer
-    assert remote_status.startswith("✓") and "(remote)" in remote_status and "tok/s" in remote_status
+            studio = Studio(registry, ModelManager(device="cpu"))
+            answers = studio.ask(["remote-lora-0", TRIO[0]], QUESTION, CONTEXT, SETTINGS)
+    far, near = answers["remote-lora-0"], answers[TRIO[0]]
+    assert far.status == "done" and far.text.strip() and far.text == near.text  # the same files, the same answer
+    assert far.stats.quantization == "remote" and far.stats.memory_bytes == 0 and far.stats.ttft_s is not None
+    assert far.stats.new_tokens == near.stats.new_tokens  # counted by the server (its usage report)
+    assert len(studio.manager.loaded()) == 1  # B loaded its own tiny base only, nothing for the remote
 
 
 # --- failures, from a fake server ---------------------------------------------------------------------------
