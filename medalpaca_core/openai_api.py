@@ -126,7 +126,7 @@ class OpenAIApi:
             self.authorize(request)
         except ApiError as error:
             return error_response(error)
-        return JSONResponse(models_list(self.studio.registry.ids()))
+        return JSONResponse(models_list([variant.id for variant in self.studio.variants()]))
 
     async def completions(self, request: Request) -> Response:
         return await self.answer(request, completion_job)
@@ -153,9 +153,9 @@ class OpenAIApi:
 
     def variant(self, job: Job) -> Any:
         try:
-            return self.studio.registry.get(job.model)
+            return self.studio.variant(job.model)
         except UnknownVariantError:
-            ids = ", ".join(self.studio.registry.ids())
+            ids = ", ".join(variant.id for variant in self.studio.variants())
             message = f"The model {brief(job.model)} does not exist. Valid models: {ids}"
             raise ApiError(404, message, "not_found_error", "model") from None
 

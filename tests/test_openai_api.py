@@ -103,7 +103,7 @@ def test_the_api_is_off_on_a_space_unless_asked_for(monkeypatch):
 
 
 def test_models_lists_the_variants(api, tiny_studio):
-    assert [model.id for model in api.models.list()] == tiny_studio.registry.ids()
+    assert [model.id for model in api.models.list()] == [variant.id for variant in tiny_studio.variants()]
 
 
 def test_greedy_text_equals_the_compare_tabs(api, app_url):
