@@ -118,6 +118,13 @@ class TrainSettings:
     logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
     seed: int = field(default=42, metadata={"help": "seed of initialisation and shuffling"})
     keep_checkpoints: bool = field(default=False, metadata={"help": "keep checkpoints/ after a finished run"})
+    adapter_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "dtype the LoRA weights are stored in: bfloat16 halves the file (the app computes in bf16)",
+            "choices": ("float32", "bfloat16"),
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,15 @@ def last_eval(history: list[dict[str, Any]], step: int | None = None) -> float |
     return losses[-1] if losses else None
 
 
+def store_adapter_as(folder: Path, dtype: torch.dtype) -> None:
+    """Rewrite the saved LoRA weights in ``dtype`` (PEFT saves them in fp32 whatever the base)."""
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "adapter_model.safetensors"
+    weights = {name: tensor.to(dtype).contiguous() for name, tensor in load_file(str(path)).items()}
+    save_file(weights, str(path), metadata={"format": "pt"})
+
+
 def log_rank_checksum(model: Any) -> None:
     """Under ``accelerate launch``, every process logs a checksum of the weights it trained.
 
@@ -242,6 +251,8 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
     history = trainer.state.log_history
     out = config.output_dir
     trainer.save_model(str(out))
+    if config.is_lora and config.train.adapter_dtype != "float32" and args.should_save:
+        store_adapter_as(out, getattr(torch, config.train.adapter_dtype))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log_rank_checksum(model)
     result = TrainResult(

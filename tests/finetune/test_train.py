@@ -85,7 +85,8 @@ def finetuned(tmp_path_factory, tiny_dir):
     root = tmp_path_factory.mktemp("finetuned")
     configs = {m: tiny_config(tiny_dir, root / f"tiny-{m}", m) for m in ("full", "lora", "lora-8bit")}
     grounded = replace(configs["lora"].data, cutoff=256, context_share=0.5)  # the RAFT mix, end to end
-    configs["lora"] = replace(configs["lora"], data=grounded)
+    half = replace(configs["lora"].train, adapter_dtype="bfloat16")  # stored in half the bytes
+    configs["lora"] = replace(configs["lora"], data=grounded, train=half)
     return {m: (run(config), root) for m, config in configs.items()}
 
 
@@ -104,6 +105,11 @@ def test_each_method_learns_and_writes_a_complete_variant(finetuned, method, tin
     card = (out / "README.md").read_text()
     assert ("contexts (RAFT) | 50% of the training records" in card) == (method == "lora"), card
     assert ("training examples with a context" in card) == (method == "lora")
+    if method != "full":
+        from safetensors.torch import load_file as load_safetensors
+
+        dtypes = {str(t.dtype) for t in load_safetensors(str(out / "adapter_model.safetensors")).values()}
+        assert dtypes == {"torch.bfloat16" if method == "lora" else "torch.float32"}
     header, *rows = (out / "loss_log.csv").read_text().splitlines()
     assert header == ",".join(LOSS_COLUMNS) and len(rows) >= 8  # 6 training logs, validation at 0 and 6
     card = (out / "README.md").read_text()
