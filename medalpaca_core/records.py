@@ -196,8 +196,6 @@ def load_records(sources: list[Source], seed: int = 0, skip_malformed: bool = Fa
         if source.cap is not None and source.cap < len(valid):
             keep = sorted(random.Random(seed).sample(range(len(valid)), source.cap))
             valid = [valid[i] for i in keep]
-        if not valid:
-            raise RecordError(f"{source.name} holds no usable records")
         used[source.name] = len(valid)
         pairs += valid
     if problems:
@@ -205,4 +203,7 @@ def load_records(sources: list[Source], seed: int = 0, skip_malformed: bool = Fa
         if not skip_malformed:
             raise RecordError(f"{report}\nFix them, or pass --skip-malformed to leave them out.")
         log.warning("Skipping %s", report)
+    empty = [name for name, count in used.items() if not count]
+    if empty:
+        raise RecordError(f"{', '.join(empty)} holds no usable records")
     return Records(pairs, used, problems)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from finetune.config import ConfigError, DataConfig, FinetuneConfig, resolve
+from finetune.config import ConfigError, DataConfig, FinetuneConfig, resolve, validate
 from finetune.data import DataError, prepare, write_validation
 from medalpaca_core import cli
 from medalpaca_core.engine import Studio
@@ -77,8 +77,8 @@ def test_too_few_records_for_the_distractors():
 
 def test_config_refuses_a_context_mix_out_of_range():
     with pytest.raises(ConfigError, match=r"data: context share must be between 0 and 1, got 2\.0"):
-        resolve({}, {"method": "lora", "data": {"sources": ["x.json"], "context_share": 2}})
-    config = resolve({}, {"method": "lora", "data": {"sources": ["x.json"], "context_share": 0.3}})
+        validate(resolve({}, {"method": "lora", "data": {"sources": ["x.json"], "context_share": 2}}))
+    config = validate(resolve({}, {"method": "lora", "data": {"sources": ["x.json"], "context_share": 0.3}}))
     assert isinstance(config, FinetuneConfig) and config.data.grounding().share == 0.3
 
 
