@@ -55,7 +55,7 @@ FINETUNE := OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) -m finetune
 .PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune quality
 HELDOUT := outputs/heldout.json
 
-adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (one epoch: ~75 min on 2 CPU cores)
+adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (90 steps: ~45 min on 2 CPU cores)
 	$(FINETUNE) --config medalpaca-smol-lora --overwrite
 
 adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (see its card)
