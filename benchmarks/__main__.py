@@ -37,6 +37,7 @@ TARGETS = """\
 | (issue 3) Submit to last token, the app's default 3-variant comparison | app, default comparison |
 | (issue 15) loglik on 1,000 four-option questions in under 5 minutes | evaluation, loglik |
 | (issue 13) /v1/completions adds under 50 ms to the Compare path's generation | app, /v1/completions vs Compare |
+| (issue 12) 100,000 votes over 20 variants rated with 200 bootstrap resamples in under 10 s | ratings |
 """
 
 
@@ -105,6 +106,13 @@ def evaluation_rows() -> list[Row]:
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(rows, (100,))
+
+
+def rating_rows() -> list[Row]:
+    """Bradley–Terry ratings of 100,000 synthetic votes (``benchmarks/ratings.py``)."""
+    from benchmarks.ratings import rows
+
+    return rows()
 
 
 def machine() -> str:
@@ -183,6 +191,7 @@ def main() -> None:
         rows += training_rows(args.train_steps)
     if not args.skip_load:
         rows += app_rows(args.repeats + 1, single_stream(rows)) + load_rows()
+    rows += rating_rows()
     for row in rows:
         print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
     args.output.write_text(markdown(rows, "make bench"), encoding="utf-8")
