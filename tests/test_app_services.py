@@ -62,15 +62,16 @@ def test_speed_log_keeps_long_finished_answers_only():
     assert speeds.get("a") == pytest.approx(STATS.tokens_per_s) and speeds.get("b") is None
 
 
-def test_votes_are_stored_replaced_and_ranked(tmp_path):
+def test_votes_are_stored_once_and_ranked(tmp_path):
     store = VoteStore(tmp_path / "votes.sqlite3")
     first, second = comparison(), comparison()
     store.record(first, "a")
-    store.record(first, "b")  # a change of mind replaces the vote
+    with pytest.raises(VoteError, match="already has a vote"):
+        store.record(first, ALL_BAD)  # a comparison counts once
     store.record(second, ALL_BAD)
     assert store.count() == 2
     board = {row.variant_id: row for row in store.leaderboard()}
-    assert (board["b"].wins, board["b"].comparisons, board["a"].wins, board["a"].all_bad) == (1, 2, 0, 1)
+    assert (board["b"].wins, board["b"].comparisons, board["a"].wins, board["a"].all_bad) == (0, 2, 1, 1)
     with sqlite3.connect(store.path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         columns = [row[1] for row in connection.execute("PRAGMA table_info(votes)")]
@@ -85,11 +86,12 @@ def test_votes_are_stored_replaced_and_ranked(tmp_path):
         "context",
         "answers",
         "settings",
+        "blind",
     ]
 
 
 def test_a_vote_must_name_a_compared_variant(tmp_path):
-    with pytest.raises(VoteError, match=r"'c'.*a, b"):
+    with pytest.raises(VoteError, match=r"'c': the answers are from a \(or"):
         VoteStore(tmp_path / "votes.sqlite3").record(comparison(), "c")
 
 

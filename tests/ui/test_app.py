@@ -89,9 +89,10 @@ def test_vote_lands_in_sqlite_and_the_leaderboard(tiny_app, client):
         ident: text for ident, (text, _) in result["answers"].items()
     }
     assert json.loads(settings)["max_new_tokens"] == 16
-    client.predict(ALL_BAD, api_name="/vote")  # changing one's mind replaces the vote
+    with pytest.raises(AppError, match="already has a vote"):  # a comparison counts once
+        client.predict(ALL_BAD, api_name="/vote")
     with sqlite3.connect(database) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM votes WHERE winner = 'tiny-lora-0'").fetchone()[0] == 0
+        assert connection.execute("SELECT COUNT(*) FROM votes WHERE winner = ?", (ALL_BAD,)).fetchone()[0] == 0
 
 
 def test_exports_describe_the_comparison(client):
