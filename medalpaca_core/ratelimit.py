@@ -68,8 +68,9 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls) -> RateLimiter:
-        return cls(RateLimit.parse(os.environ.get(ENV_VAR) or DEFAULT_LIMIT))
+    def from_env(cls, variable: str = ENV_VAR, default: str = DEFAULT_LIMIT) -> RateLimiter:
+        """The limit that ``variable`` sets (model runs by default; the vote cap uses its own variable)."""
+        return cls(RateLimit.parse(os.environ.get(variable) or default))
 
     def admit(self, client: str) -> None:
         """Count one request of ``client``, or raise RateLimited without counting it."""
