@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
+from medalpaca_core.columns import adapter_lines, prompt_view
 from medalpaca_core.divergence import IDENTICAL, base_of, departure, departures
+from medalpaca_core.engine import Studio
+from medalpaca_core.generation import GenerationSettings
+from medalpaca_core.loader import ModelManager
+from medalpaca_core.prompts import PromptParts
 
 
 def letters(ids):
@@ -54,3 +59,20 @@ def test_departures_with_the_real_tokenizer(tiny_dir):
     assert set(found) == {"same", "other"} and found["same"].identical
     assert found["other"].prefix == "Diabetes causes" and found["other"].adapter_token.strip() == "hunger"
     assert 0.5 < found["other"].kept < 1
+
+
+def test_column_views_on_the_tiny_studio(tiny_registry):
+    """The prompt view decodes what the model got; adapters' lines name their departure from the base."""
+    studio = Studio(tiny_registry, ModelManager(device="cpu"))
+    settings = GenerationSettings(max_new_tokens=8)
+    view = prompt_view(studio, "tiny-lora-0", PromptParts("What is asthma?", "Airways narrow."), settings)
+    assert "What is asthma?" in view.text and "Airways narrow." in view.text and not view.truncated
+    assert view.tokens > 10 and view.caption() == f"{view.tokens:,} prompt tokens, not truncated"
+    long = prompt_view(studio, "tiny-lora-0", PromptParts("What is asthma?", "Airways narrow. " * 400), settings)
+    assert long.truncated and "truncated" in long.caption() and long.tokens < view.tokens + 512
+    answers = studio.ask(["tiny", "tiny-lora-0"], "What is asthma?", settings=settings)
+    texts = {ident: answer.text for ident, answer in answers.items()}
+    lines = adapter_lines(studio, {**texts, "tiny-lora-1": texts["tiny"]})
+    assert set(lines) == {"tiny-lora-0", "tiny-lora-1"}
+    assert lines["tiny-lora-1"].startswith("Identical to the base")
+    assert lines["tiny-lora-0"].startswith(("Departs from the base", "Identical to the base"))
