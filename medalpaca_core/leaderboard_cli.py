@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from .ratings import FitSettings, Leaderboard, leaderboard
+from .leaderboard_view import text_table
+from .ratings import FitSettings, leaderboard
 from .votefile import VOTER_NOTE, read_jsonl, write_jsonl
 from .votes import VoteStore, votes_of
 
@@ -29,16 +30,6 @@ def add_leaderboard_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help="where to write the JSON Lines (default: stdout)")
-
-
-def table(board: Leaderboard) -> str:
-    rows = [("variant", "rating", "95% interval", "votes", "win rate")]
-    rows += [
-        (r.variant, f"{r.rating:.0f}", f"{r.ci_low:.0f} to {r.ci_high:.0f}", str(r.votes), f"{r.win_rate:.0%}")
-        for r in board.ratings
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -59,7 +50,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([rating.as_dict() for rating in board.ratings], indent=2))
     elif board.ratings:
-        print(table(board))
+        print(text_table(board))
     return 0 if board.ratings else 1
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.ratings import synthetic_votes
+from medalpaca_core.leaderboard_view import chart, rows
 from medalpaca_core.ratings import (
     ALL_BAD,
     TIE,
@@ -115,3 +116,13 @@ def test_no_votes_single_variants_all_ties_and_separate_groups_get_notes_not_nan
 def test_malformed_votes_are_refused_with_a_message(vote, message):
     with pytest.raises(RatingError, match=message):
         leaderboard([vote])
+
+
+def test_leaderboard_rows_and_chart():
+    board = leaderboard([Vote(("a", "b"), "a")] * 6 + [Vote(("a", "b"), "b")] * 2)
+    assert [row[0] for row in rows(board)] == ["a", "b"] and rows(board)[0][4] == "75%"
+    low, high = (float(x) for x in rows(board)[0][2].split(" to "))
+    assert low <= float(rows(board)[0][1]) <= high
+    axes = chart(board).axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["b", "a"]  # best at the top
+    assert chart(leaderboard([])).axes[0].get_title() == "No ratings yet: vote on a comparison"
