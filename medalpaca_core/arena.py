@@ -49,6 +49,7 @@ class Ballot:
     columns: tuple[str, ...]  # variant ids, in shown order
     blind: bool
     comparison: Comparison | None = None  # the answers as last shown; None until every column has text
+    answers: dict[str, Any] = field(default_factory=dict)  # the same answers with their stats (``Answer``)
     voted: bool = False
     on_vote: Callable[[], None] | None = None  # stops what still generates for it
     winner: str | None = None
@@ -103,6 +104,12 @@ class BallotBox:
             while len(self._ballots) > self.capacity:
                 self._ballots.popitem(last=False)
         return ballot
+
+    def show(self, ballot: Ballot, comparison: Comparison, answers: dict[str, Any]) -> None:
+        """Record what the columns show now (a vote judges that); nothing changes once the ballot has its vote."""
+        with self._lock:
+            if not ballot.voted:
+                ballot.comparison, ballot.answers = comparison, dict(answers)
 
     def get(self, ballot_id: str, session: str) -> Ballot:
         """The ballot issued to ``session`` under ``ballot_id``; VoteError for an id this server never gave it."""

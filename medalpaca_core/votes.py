@@ -29,6 +29,7 @@ from typing import Any
 
 from .echo import brief
 from .export import AnswerRecord, Comparison
+from .generation import Answer
 from .paths import data_dir
 from .ratings import ALL_BAD, DRAWS, TIE, FitSettings, Leaderboard, Vote, leaderboard
 
@@ -186,7 +187,7 @@ def votes_of(records: list[dict[str, Any]], blind: bool) -> list[Vote]:
     return [Vote(tuple(record["variants"]), record["winner"]) for record in records if record["blind"] == blind]
 
 
-def answered(answer: AnswerRecord) -> bool:
+def answered(answer: AnswerRecord | Answer) -> bool:
     """Whether a column showed an answer one may vote for: text, and not an error or a wait."""
     return str(answer.status) in ANSWERED_STATUSES and bool(answer.text.strip())
 
