@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .divergence import base_of, departures
-from .engine import Studio, fit_prompt
+from .engine import Studio
 from .generation import GenerationSettings
-from .prompts import PromptParts
+from .prompts import PromptParts, fit_prompt
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class PromptView:
 
 def prompt_view(studio: Studio, variant_id: str, parts: PromptParts, settings: GenerationSettings) -> PromptView:
     """The prompt ``variant_id`` gets for ``parts``, fitted as generation fits it."""
-    variant = studio.registry.get(variant_id)
+    variant = studio.variant(variant_id)
     loaded, _ = studio.acquire(variant)
     ids, truncated = fit_prompt(
         variant.template, parts, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
@@ -42,11 +42,11 @@ def prompt_view(studio: Studio, variant_id: str, parts: PromptParts, settings: G
 
 def adapter_lines(studio: Studio, texts: dict[str, str]) -> dict[str, str]:
     """For each adapter whose base also answered (``texts``: variant id -> answer), where it departs from it."""
-    shown = [studio.registry.get(ident) for ident in texts if ident in studio.registry]
+    shown = [studio.variant(ident) for ident in texts if studio.knows(ident)]
     pairs = base_of(shown, shown)
     lines: dict[str, str] = {}
     for base in set(pairs.values()):
-        loaded, _ = studio.acquire(studio.registry.get(base))
+        loaded, _ = studio.acquire(studio.variant(base))
         mine = {adapter: b for adapter, b in pairs.items() if b == base}
         lines.update({ident: change.line() for ident, change in departures(texts, mine, loaded.tokenizer).items()})
     return lines
