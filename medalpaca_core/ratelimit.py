@@ -72,23 +72,28 @@ class RateLimiter:
         """The limit that ``variable`` sets (model runs by default; the vote cap uses its own variable)."""
         return cls(RateLimit.parse(os.environ.get(variable) or default))
 
-    def admit(self, client: str) -> None:
-        """Count one request of ``client``, or raise RateLimited without counting it."""
+    def admit(self, client: str, units: int = 1, what: str = "") -> None:
+        """Count ``units`` requests of ``client`` (a long run costs more than one), or raise RateLimited without
+        counting any; ``what`` says in the refusal why a run costs more than one.
+
+        A run is never refused for its size alone: it costs at most the whole allowance.
+        """
         if self.limit is None:
             return
+        units = max(1, min(units, self.limit.requests))
         now = self.clock()
         with self._lock:
             starts = self._starts.setdefault(client, deque())
             while starts and starts[0] <= now - self.limit.window_s:
                 starts.popleft()
-            if len(starts) >= self.limit.requests:
-                wait = starts[0] + self.limit.window_s - now
+            if len(starts) + units > self.limit.requests:
+                wait = starts[len(starts) + units - self.limit.requests - 1] + self.limit.window_s - now
                 raise RateLimited(
-                    f"Too many requests: at most {self.limit.describe()} from one client. "
+                    f"Too many requests: at most {self.limit.describe()} from one client.{' ' + what if what else ''} "
                     f"Try again in {max(wait, 1):.0f} s.",
                     wait,
                 )
-            starts.append(now)
+            starts.extend([now] * units)
             if len(self._starts) > MAX_TRACKED_CLIENTS:
                 self._forget_idle(now - self.limit.window_s)
 

@@ -88,10 +88,11 @@ def client_address(request: gr.Request | None) -> str:
     return client_key(getattr(client, "host", None), forwarded)
 
 
-def admit(limiter: RateLimiter, request: gr.Request | None) -> None:
-    """Count one model run against the client's rate limit, or refuse it with the time to wait."""
+def admit(limiter: RateLimiter, request: gr.Request | None, units: int = 1, what: str = "") -> None:
+    """Count a model run (``units`` requests' worth) against the client's rate limit, or refuse it with the time
+    to wait."""
     try:
-        limiter.admit(client_address(request))
+        limiter.admit(client_address(request), units, what)
     except RateLimited as error:
         raise user_error(error, title="Too many requests") from error
 

@@ -7,6 +7,7 @@ the test knows which option it must find most likely (loglik) and write first (g
 import json
 import os
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -260,25 +261,26 @@ def test_evaluate_tab_runs_the_same_evaluation(studio, tmp_path, monkeypatch):
     from ui import evaluate as tab
 
     monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
+    monkeypatch.setenv("MEDALPACA_HOME", str(tmp_path / "home"))
     with gr.Blocks(), gr.Tab("Evaluate"):
-        tab.build_evaluate_tab(studio, RateLimiter(None))
-    updates = []
+        evaluate_tab = tab.build_evaluate_tab(studio, RateLimiter(None))
+    request = SimpleNamespace(client=None, session_hash="session")
 
-    def progress(*args, **kwargs):
-        updates.append(args)
+    def run(*inputs):
+        return list(evaluate_tab.evaluate(*inputs, request))  # progress updates, then the results
 
-    text, chart, results_file = tab.evaluate(studio, ["tiny-c"], tab.SAMPLE, None, "loglik", 1, progress)
+    *updates, (text, chart, results_file) = run(["tiny-c"], tab.SAMPLE, None, "loglik", 1)
     assert "| tiny-c | loglik |" in text and chart.endswith("accuracy.png") and results_file.endswith("results.json")
     assert str(tmp_path) not in chart, "Gradio is handed copies in the temporary folder"
-    assert updates[-1][0] == (3, 3)
+    assert any("3/3 questions" in update[0] for update in updates)
     upload = tmp_path / "upload"
     upload.mkdir()
     (upload / "medqa.jsonl").write_text(
         json.dumps({"question": "Which vitamin prevents scurvy?", "options": {"A": "C", "B": "D"}, "answer_idx": "A"})
     )
-    text, _, _ = tab.evaluate(studio, ["tiny"], tab.UPLOAD, [str(upload / "medqa.jsonl")], "loglik", None, progress)
+    text, _, _ = run(["tiny"], tab.UPLOAD, [str(upload / "medqa.jsonl")], "loglik", None)[-1]
     assert "medqa (n=1)" in text
-    with pytest.raises(ValueError, match="Upload an exam"):
-        tab.evaluate(studio, ["tiny"], tab.UPLOAD, [], "loglik", None, progress)
-    with pytest.raises(ValueError, match=r"^step1\.json: its solutions file step1_solutions\.json is missing"):
-        tab.evaluate(studio, ["tiny"], tab.UPLOAD, [str(BUNDLED_EXAM / "step1.json")], "loglik", None, progress)
+    with pytest.raises(gr.Error, match="Upload an exam"):
+        run(["tiny"], tab.UPLOAD, [], "loglik", None)
+    with pytest.raises(gr.Error, match=r"step1\.json: its solutions file step1_solutions\.json is missing"):
+        run(["tiny"], tab.UPLOAD, [str(BUNDLED_EXAM / "step1.json")], "loglik", None)

@@ -1,6 +1,7 @@
 """``eval --suite medical`` on the bundled samples, harness prompts and few-shot runs, on the tiny model."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -97,7 +98,8 @@ def test_evaluate_tab_shows_the_suite_and_its_statistics(studio, tmp_path, monke
 
     monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
     with gr.Blocks(), gr.Tab("Evaluate"):
-        tab.build_evaluate_tab(studio, RateLimiter(None))
-    text, _, _ = tab.evaluate(studio, ["tiny", "tiny-lora-0"], tab.SUITE, None, tab.HARNESS, 1, lambda *a, **k: None)
+        evaluate_tab = tab.build_evaluate_tab(studio, RateLimiter(None))
+    request = SimpleNamespace(client=None, session_hash="session")
+    text, _, _ = list(evaluate_tab.evaluate(["tiny", "tiny-lora-0"], tab.SUITE, None, tab.HARNESS, 1, request))[-1]
     assert "| medmcqa_validation | MedMCQA (cop 0-3: the Hugging Face release) | 1 |" in text
     assert "McNemar" in text and "| tiny · loglik | tiny-lora-0 · loglik | 7 |" in text and "Brier" in text

@@ -8,20 +8,32 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+import medalpaca_core.evaluation.runner
+from app import build_demo
+from medalpaca_core.engine import Studio
+from medalpaca_core.folder_cache import FolderCache
+from medalpaca_core.loader import ModelManager
 from medalpaca_core.paths import PROJECT_ROOT, public_paths
+from medalpaca_core.ratelimit import RateLimit, RateLimiter
 from tests.app_server import ECHO, SHORT
+from ui.evaluate import EvaluateTab
 from ui.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
 
 pytest_plugins = ["tests.app_server"]
@@ -173,3 +185,140 @@ def test_config_models_and_messages_name_no_absolute_server_path(tiny_app, tmp_p
     for path in server_paths(home):
         for shown in (config, models, str(refused.value)):
             assert path not in shown, (path, shown[shown.find(path) - 200 : shown.find(path) + 200])
+
+
+# --- 2. evaluations are cancellable runs, in the generation slots, priced by size ------------------------
+
+SLOW_QUESTION_S = 0.15
+
+
+@pytest.fixture
+def slow_questions(monkeypatch) -> list[float]:
+    """Every question of an evaluation takes SLOW_QUESTION_S; returns the times questions started."""
+    started: list[float] = []
+    answer = medalpaca_core.evaluation.runner._answer
+
+    def slow(*args, **kwargs):
+        started.append(time.monotonic())
+        time.sleep(SLOW_QUESTION_S)
+        return answer(*args, **kwargs)
+
+    monkeypatch.setattr(medalpaca_core.evaluation.runner, "_answer", slow)
+    return started
+
+
+def wait_for(condition, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s"
+        time.sleep(0.02)
+
+
+def evaluation_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "medalpaca-evaluate"]
+
+
+def test_evaluations_take_the_generation_slots(tiny_registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDALPACA_HOME", str(tmp_path))
+    demo = build_demo(Studio(tiny_registry, ModelManager(device="cpu")), RateLimiter(None))
+    slots = {fn.api_name: fn.concurrency_id for fn in demo.fns.values() if fn.api_name}
+    assert slots["evaluate"] == slots["compare"] == slots["chat"]
+
+
+def test_stop_ends_an_evaluation_at_the_next_question(tiny_app, slow_questions):
+    url, _ = tiny_app
+    client = Client(url, verbose=False)
+    job = client.submit(["tiny-lora-1"], "sample", None, "loglik", None, api_name="/evaluate")
+    wait_for(lambda: len(slow_questions) >= 3)
+    client.predict(api_name="/stop_evaluate")
+    asked = len(slow_questions)
+    table, _, results = job.result(timeout=60)
+    assert "Stopped" in table and results is not None
+    assert len(slow_questions) <= asked + 1  # the question in progress ends the run
+    assert any("Evaluating…" in str(update[0]) for update in job.outputs())  # progress streamed meanwhile
+
+
+def test_a_client_that_leaves_cancels_its_evaluation_within_a_second(tiny_app, slow_questions):
+    url, _ = tiny_app
+    with raw_event(url, "evaluate", [["tiny-lora-2"], "sample", None, "loglik", None]) as messages:
+        next(m for m in messages if m.get("msg") == "process_starts")
+        wait_for(lambda: len(slow_questions) >= 3)
+    asked_when_left = len(slow_questions)
+    wait_for(lambda: not evaluation_threads())
+    asked = len(slow_questions)
+    time.sleep(1)
+    assert len(slow_questions) == asked  # the run ended, with at most a second's worth of questions after the client
+    assert asked - asked_when_left <= 1 / SLOW_QUESTION_S, (asked_when_left, asked)
+
+
+def test_an_evaluation_costs_rate_limit_units_by_its_size(tiny_registry):
+    limiter = RateLimiter(RateLimit(4, 60))
+    tab = EvaluateTab(Studio(tiny_registry, ModelManager(device="cpu")), limiter)
+    request = SimpleNamespace(client=SimpleNamespace(host="10.9.9.9"), session_hash="s")
+    limiter.admit("10.9.9.9", 2)
+    run = tab.evaluate(["tiny", "tiny-lora-0"], "sample", None, "both", None, request)  # 45 x 2 x 2 = 180 answers
+    with pytest.raises(gr.Error, match="An evaluation of 180 answers counts as 9 requests"):
+        next(run)
+
+
+# --- 4. temporary folders and uploaded exams do not pile up ---------------------------------------------
+
+
+def in_private(monkeypatch, private: Path) -> None:
+    """The app's temporary folders (prefix medalpaca-) are made in ``private``; Gradio's own stay where they are."""
+    mkdtemp, temporary_directory = tempfile.mkdtemp, tempfile.TemporaryDirectory
+
+    def place(prefix: str | None, folder: str | None) -> str | None:
+        return str(private) if (prefix or "").startswith("medalpaca-") else folder
+
+    monkeypatch.setattr(
+        tempfile, "mkdtemp", lambda suffix=None, prefix=None, dir=None: mkdtemp(suffix, prefix, place(prefix, dir))
+    )
+    monkeypatch.setattr(
+        tempfile,
+        "TemporaryDirectory",
+        lambda suffix=None, prefix=None, dir=None, **kw: temporary_directory(suffix, prefix, place(prefix, dir), **kw),
+    )
+
+
+def test_no_temporary_folder_outlives_its_evaluation(tiny_app, tmp_path, monkeypatch, slow_questions):
+    url, _ = tiny_app
+    private = tmp_path / "tmp"
+    private.mkdir()
+    in_private(monkeypatch, private)
+    client = Client(url, verbose=False)
+    client.predict(["tiny-lora-0"], "sample", None, "loglik", 1, api_name="/evaluate")  # success
+    job = client.submit(["tiny-lora-0"], "sample", None, "loglik", None, api_name="/evaluate")
+    wait_for(lambda: len(slow_questions) >= 5)
+    client.predict(api_name="/stop_evaluate")
+    job.result(timeout=30)  # stopped
+    step = tmp_path / "step1.json"
+    step.write_text('[{"question": "q", "options": {"A": "x", "B": "y"}}]')
+    with pytest.raises(AppError):  # no solutions file: an error
+        client.predict(["tiny-lora-0"], "upload", [handle_file(str(step))], "loglik", 1, api_name="/evaluate")
+    assert not [path.name for path in private.iterdir() if path.name.startswith("medalpaca-")]
+
+
+def test_uploaded_exams_results_stay_in_a_bounded_cache(tiny_app, tmp_path):
+    url, home = tiny_app
+    (tmp_path / "step1.json").write_text('[{"question": "q", "options": {"A": "x", "B": "y"}}]')
+    (tmp_path / "step1_solutions.json").write_text('{"1": "B"}')
+    files = [handle_file(str(tmp_path / name)) for name in ("step1.json", "step1_solutions.json")]
+    Client(url, verbose=False).predict(["tiny-lora-0"], "upload", files, "loglik", 1, api_name="/evaluate")
+    evaluations = home / "data" / "evaluations"
+    assert not list(evaluations.glob("uploaded*")) and len(list((evaluations / "uploads").iterdir())) >= 1
+
+
+def test_the_folder_cache_keeps_within_its_size_and_age(tmp_path):
+    cache = FolderCache(tmp_path / "cache", max_bytes=5 * MB, max_age_s=3600)
+    now = time.time()
+    for n in range(30):
+        folder = cache.root / f"exam-{n}"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_bytes(b"x" * MB)
+        age = 7200 if n < 5 else 60 * (30 - n)  # five expired, the rest younger the higher n
+        os.utime(folder, (now - age, now - age))
+    current = cache.root / "exam-0"  # the oldest, but in use: kept
+    cache.prune(keep=current)
+    kept = sorted(cache.root.iterdir(), key=lambda path: int(path.name.split("-")[1]))
+    assert [path.name for path in kept] == ["exam-0", *(f"exam-{n}" for n in range(25, 30))]
