@@ -315,7 +315,7 @@ def test_api_values_no_page_can_send_are_refused_or_made_valid(app):
     """Raw JSON: NaN settings, a fractional seed, lone surrogates (which gradio_client cannot even encode)."""
     session = uuid.uuid4().hex
     nan = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, float("nan"), None], session)
-    assert not nan["success"] and "Invalid generation settings" in nan["output"]["error"]
+    assert not nan["success"] and "max_new_tokens must be a finite number" in nan["output"]["error"]
     fraction = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, 16, 1.5], session)
     assert not fraction["success"] and "seed must be a whole number" in fraction["output"]["error"]
     surrogates = [[ECHO, "tiny-lora-0"], "half of \ud83d a pair", "lone \udfff surrogate?", 0, 1, 0, 8, None]
