@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_SITE := .bench-site
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36 diskcache==5.6.3
 
-.PHONY: demo test install prepare lint format bench bench-llamacpp clean
+.PHONY: demo test install prepare lint format bench bench-llamacpp clean fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: prepare  ## every benchmark in one run: prints a table and writes BENCHMA
 # $(BENCH_SITE) only, which make bench alone puts on its path (never the app, never make test).
 bench-llamacpp: prepare  ## llama-cpp-python for make bench's llama.cpp reference row
 	CMAKE_ARGS="-DGGML_NATIVE=ON" $(PY) -m pip install --quiet --no-deps --target $(CURDIR)/$(BENCH_SITE) $(LLAMA_CPP_PYTHON)
+
+fuzz: prepare  ## Hypothesis fuzz of every endpoint, FUZZ_EXAMPLES per driver (default 1000); figures in artifacts/fuzz.json
+	mkdir -p artifacts
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} FUZZ_REPORT=artifacts/fuzz.json $(PY) -m pytest -q -p no:cacheprovider tests/ui/test_app_fuzz.py
 
 lint: install
 	$(PY) -m ruff check .
