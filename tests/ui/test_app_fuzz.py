@@ -202,6 +202,9 @@ class Fuzzer:
             outcome = None
         except AppError as error:
             outcome = None if str(error).strip() else "a blank error"
+        except httpx.HTTPStatusError as error:  # a refusal with a status: a response, if it says why
+            refused = error.response.status_code in (413, 422, 429) and error.response.text.strip()
+            outcome = None if refused else f"HTTP {error.response.status_code} without a message"
         except (TypeError, ValueError):  # refused by gradio_client itself (arity, JSON it cannot encode): not sent
             self.logged()
             return
