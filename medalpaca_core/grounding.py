@@ -72,8 +72,12 @@ def _pool(pairs: list[QAPair], max_chars: int) -> list[str]:
 
 
 def _context(gold: str, with_gold: bool, pool: list[str], count: int, rng: random.Random) -> str:
-    """``count`` passages of ``pool`` other than ``gold``, shuffled, ``gold`` among them if ``with_gold``."""
+    """``count`` passages of ``pool`` other than ``gold``, shuffled, ``gold`` among them if ``with_gold``.
+
+    A pool of exactly k+1 passages holds only k besides the gold one, so a no-gold context then gets k.
+    """
     chosen: list[str] = []
+    count = min(count, len(pool) - (gold in pool))
     while len(chosen) < count:
         candidate = pool[rng.randrange(len(pool))]
         if candidate != gold and candidate not in chosen:

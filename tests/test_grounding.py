@@ -73,6 +73,8 @@ def test_too_few_records_for_the_distractors():
     with pytest.raises(GroundingError, match="4 distractors need at least 5 records with different answers; got 3"):
         ground(PAIRS[:3], Grounding(share=1.0, distractors=4))
     assert ground(PAIRS[:3], Grounding(share=0.0, distractors=4)) == PAIRS[:3], "no context asked: nothing needed"
+    smallest = ground(PAIRS[:3], Grounding(share=1.0, distractors=2, no_gold_share=1.0))  # used to loop forever
+    assert all(len(pair.context.split(PASSAGE_SEPARATOR)) == 2 for pair in smallest)
 
 
 def test_config_refuses_a_context_mix_out_of_range():
