@@ -20,7 +20,7 @@ from medalpaca_core.loader import LoadError, ModelManager, load_pretrained
 from medalpaca_core.paths import PROJECT_ROOT
 from medalpaca_core.ratelimit import RateLimit, RateLimited, RateLimiter
 from medalpaca_core.registry import Variant, availability
-from ui.common import plain_text, settings_from
+from ui.common import SETTING_NAMES, plain_text, settings_from
 
 
 class Clock:
@@ -119,7 +119,12 @@ def test_plain_text(value, text):
 )
 def test_settings_no_page_can_send_are_messages(settings, message):
     with pytest.raises(gr.Error, match=message):
-        settings_from(*settings)
+        settings_from(dict(zip(SETTING_NAMES, settings, strict=True)))
+
+
+def test_settings_arrive_as_one_generation_settings():
+    sent = {"temperature": 0.4, "top_p": 0.9, "top_k": 50.0, "max_new_tokens": 16.0, "seed": 7.0}
+    assert settings_from(sent) == GenerationSettings(max_new_tokens=16, temperature=0.4, top_p=0.9, top_k=50, seed=7)
 
 
 def test_settings_keep_seeds_in_range():

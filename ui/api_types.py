@@ -8,30 +8,26 @@ against the widget it stands for, and a wrong one is refused with a message nami
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 
 from medalpaca_core.echo import brief
 
-# Parameters Gradio fills in itself: never sent by a client, so never named in a message.
-INJECTED = {"request", "progress"}
-
 
 class FieldError(ValueError):
     """A value of the wrong type for its field; the message names the field."""
 
 
-def field_names(fn: Callable[..., Any] | None, count: int) -> list[str]:
-    """The handler's parameter names for its ``count`` inputs (what gradio_client calls them)."""
-    try:
-        names = [name for name in inspect.signature(fn).parameters if name not in INJECTED] if fn else []
-    except (TypeError, ValueError):
-        names = []
-    return [names[i] if i < len(names) else f"input {i + 1}" for i in range(count)]
+def field_names(parameter_names: Sequence[str | None], count: int) -> list[str]:
+    """The names of an event's ``count`` inputs as gradio_client calls them: Gradio's own naming of the event
+    (``BlockFunction.input_parameter_names``, which knows the handler's parameters and keyword inputs)."""
+    return [
+        parameter_names[i] if i < len(parameter_names) and parameter_names[i] else f"input {i + 1}"
+        for i in range(count)
+    ]
 
 
 def describe(value: Any) -> str:
@@ -100,9 +96,9 @@ def check_value(component: Any, value: Any, name: str) -> None:
         check_files(value, name, component)
 
 
-def check_inputs(fn: Callable[..., Any] | None, components: list[Any], inputs: list[Any]) -> None:
+def check_inputs(parameter_names: Sequence[str | None], components: list[Any], inputs: list[Any]) -> None:
     """Check every value a client sent for an event (stateful inputs are the server's own and skipped)."""
-    names = field_names(fn, len(components))
+    names = field_names(parameter_names, len(components))
     for component, value, name in zip(components, inputs, names, strict=False):
         if not getattr(component, "stateful", False):
             check_value(component, value, name)

@@ -59,12 +59,8 @@ class ChatTab:
         variant_id: str | None,
         message: str,
         history: History | None,
-        temperature: float,
-        top_p: float,
-        top_k: float,
-        max_new_tokens: float,
-        seed: float | None,
         request: gr.Request,
+        **setting_values: float | None,
     ) -> Iterator[list[Any]]:
         """Stream one answer; the turn joins the history only when the model answered without error."""
         history = [tuple(turn) for turn in history or []]
@@ -72,7 +68,7 @@ class ChatTab:
             raise user_error("No variant selected: pick the model variant to chat with.")
         admit(self.limiter, request)
         message = plain_text(message)
-        settings = settings_from(temperature, top_p, top_k, max_new_tokens, seed)
+        settings = settings_from(setting_values)
         cancel = self.cancels.start(request.session_hash)
         answer = Answer(variant_id)
         try:
@@ -129,8 +125,9 @@ class ChatTab:
         gr.on(
             [send.click, message.submit],
             self.chat,
-            [variant, message, history, *controls.inputs],
+            [variant, message, history],
             [chatbot, message, history, status],
+            inputs_kwargs=controls.inputs,
             api_name="chat",
             show_progress_on=status,
             concurrency_id="generate",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -143,9 +143,18 @@ class CancelBoard:
                 del self._events[session or ""]
 
 
+# The settings a page sends, by name: what an event receives as keyword inputs and a client sends by these names.
+SETTING_NAMES = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
+
+
 @dataclass
 class SettingsControls:
-    """The generation-settings widgets of one tab; ``inputs`` is what a handler receives."""
+    """The generation-settings widgets of one tab.
+
+    ``inputs`` goes to an event as ``inputs_kwargs``: the handler takes the values as ``**settings`` and makes
+    them one ``GenerationSettings`` with :func:`settings_from`, so no setting travels by position. A
+    gradio_client caller sees them as the parameters after the handler's own, named as in ``SETTING_NAMES``.
+    """
 
     preset: gr.Radio
     temperature: gr.Slider
@@ -155,8 +164,8 @@ class SettingsControls:
     seed: gr.Number
 
     @property
-    def inputs(self) -> list[gr.components.Component]:
-        return [self.temperature, self.top_p, self.top_k, self.max_new_tokens, self.seed]
+    def inputs(self) -> dict[str, gr.components.Component]:
+        return {name: getattr(self, name) for name in SETTING_NAMES}
 
 
 def settings_accordion(preset: str = "greedy") -> SettingsControls:
@@ -199,19 +208,19 @@ def apply_preset(name: str) -> tuple[float, float, int, int]:
     return preset.temperature, preset.top_p, preset.top_k, preset.max_new_tokens
 
 
-def settings_from(
-    temperature: float, top_p: float, top_k: float, max_new_tokens: float, seed: float | None
-) -> GenerationSettings:
-    """The sliders as validated settings; values the page cannot send (NaN, fractions of a token, a
-    seed that is not a whole number: all possible through the API) raise gr.Error."""
+def settings_from(values: Mapping[str, Any]) -> GenerationSettings:
+    """The submitted settings (``SETTING_NAMES`` to values) as one validated ``GenerationSettings``; values the
+    page cannot send (NaN, fractions of a token, a seed that is not a whole number: all possible through the
+    API) raise gr.Error."""
     try:
+        seed = values["seed"]
         if seed is not None and seed != int(seed):
             raise SettingsError(f"Invalid generation settings: the seed must be a whole number, not {seed}")
         return GenerationSettings(
-            max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            top_k=int(top_k),
+            max_new_tokens=int(values["max_new_tokens"]),
+            temperature=float(values["temperature"]),
+            top_p=float(values["top_p"]),
+            top_k=int(values["top_k"]),
             seed=None if seed is None else int(seed),
         ).validated()
     except SettingsError as error:

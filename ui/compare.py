@@ -113,13 +113,9 @@ class CompareTab:
         variant_ids: list[str] | None,
         context: str,
         question: str,
-        temperature: float,
-        top_p: float,
-        top_k: float,
-        max_new_tokens: float,
-        seed: float | None,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
+        **setting_values: float | None,
     ) -> Iterator[list[Any]]:
         """Stream every variant's answer into its column; finish with the vote choices and the exports."""
         variant_ids = list(dict.fromkeys(variant_ids or []))
@@ -127,7 +123,7 @@ class CompareTab:
             raise user_error(f"Pick at most {MAX_VARIANTS} variants; {len(variant_ids)} are selected.")
         admit(self.limiter, request)
         question, context = plain_text(question), plain_text(context)
-        settings = settings_from(temperature, top_p, top_k, max_new_tokens, seed)
+        settings = settings_from(setting_values)
         cancel = self.cancels.start(request.session_hash)
         started = time.perf_counter()
         try:
@@ -255,8 +251,9 @@ class CompareTab:
         run = gr.on(
             [submit.click, question.submit],
             self.compare,
-            [variants, context, question, *controls.inputs],
+            [variants, context, question],
             [*slot_outputs, run_status, comparison, winner, after_run, markdown_file, json_file],
+            inputs_kwargs=controls.inputs,
             api_name="compare",
             show_progress_on=run_status,
             concurrency_id="generate",

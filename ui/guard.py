@@ -88,7 +88,7 @@ class GuardedBlocks(gr.Blocks):
         """Types first (``ui.api_types``), then Gradio's own checks; any refusal is a short message."""
         try:
             self.validate_inputs(block_fn, inputs)
-            check_inputs(block_fn.fn, block_fn.inputs, inputs)
+            check_inputs(block_fn.input_parameter_names, block_fn.inputs, inputs)
             return await super().preprocess_data(block_fn, inputs, state, *args, **kw)
         except gr.Error as error:
             if not error.print_exception:

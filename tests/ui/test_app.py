@@ -39,6 +39,15 @@ def test_default_selection_is_three_variants_batched_together(tiny_app):
     assert parameters[0]["parameter_default"] == TRIO
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "own"), [("/compare", ["variant_ids", "context", "question"]), ("/chat", ["variant_id", "message"])]
+)
+def test_settings_are_named_parameters_after_the_endpoints_own(tiny_app, endpoint, own):
+    info = Client(tiny_app[0], verbose=False).view_api(return_format="dict", print_info=False)
+    names = [parameter["parameter_name"] for parameter in info["named_endpoints"][endpoint]["parameters"]]
+    assert names == [*own, "temperature", "top_p", "top_k", "max_new_tokens", "seed"]
+
+
 def test_long_context_shows_truncation_notice(client):
     _, result = compare(client, ["tiny-lora-0"], context="The pancreas makes insulin. " * 200)
     assert "input truncated" in result["answers"]["tiny-lora-0"][1]
