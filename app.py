@@ -64,8 +64,7 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
         with gr.Tabs():
             build_compare_tab(studio, VoteStore(), speeds, limiter)
             build_chat_tab(studio, speeds, limiter)
-            with gr.Tab("Evaluate"):
-                build_evaluate_tab(studio, limiter)
+            build_evaluate_tab(studio, limiter)
             build_models_tab(studio)
     return demo
 

@@ -7,6 +7,7 @@ HTML-escaped copy with Markdown off, so model text appears exactly as written an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -47,8 +48,35 @@ def chat_messages(history: History, pending: tuple[str, str] | None = None) -> l
     return messages
 
 
+@dataclass
+class ChatView:
+    """What the chat's handlers update; ``show`` is every update, keyed by its component."""
+
+    chatbot: gr.Chatbot
+    message: gr.Textbox
+    history: gr.State
+    status: gr.Markdown
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.chatbot, self.message, self.history, self.status]
+
+    def show(
+        self, history: History, status: str = "", message: str = "", pending: tuple[str, str] | None = None
+    ) -> dict[gr.components.Component, Any]:
+        """The conversation (with the turn being answered), the message box, the kept history, the status line."""
+        return {
+            self.chatbot: chat_messages(history, pending),
+            self.message: message,
+            self.history: history,
+            self.status: status,
+        }
+
+
 class ChatTab:
     """Builds the tab's widgets and holds the handlers that wire them to the studio."""
+
+    view: ChatView  # made by build(), before any event can call a handler
 
     def __init__(self, studio: Studio, speeds: SpeedLog, limiter: RateLimiter):
         self.studio, self.speeds, self.limiter = studio, speeds, limiter
@@ -61,7 +89,7 @@ class ChatTab:
         history: History | None,
         request: gr.Request,
         **setting_values: float | None,
-    ) -> Iterator[list[Any]]:
+    ) -> Iterator[dict[gr.components.Component, Any]]:
         """Stream one answer; the turn joins the history only when the model answered without error."""
         history = [tuple(turn) for turn in history or []]
         if not variant_id:
@@ -74,17 +102,20 @@ class ChatTab:
         try:
             turns = self.studio.chat(variant_id, history, message, settings, cancel)
             for answer in throttled(turns, lambda snapshot: snapshot.finished):
-                yield [chat_messages(history, (message, answer.text)), "", history, answer_status(answer)]
+                yield self.view.show(history, answer_status(answer), pending=(message, answer.text))
         except INPUT_ERRORS as error:
             raise user_error(error) from error
         finally:
             self.cancels.finish(request.session_hash, cancel)
         self.speeds.record([answer])
-        if answer.status == Status.ERROR:
-            yield [chat_messages(history), message, history, answer_status(answer)]
+        if answer.status == Status.ERROR:  # the message stays in its box, to send again
+            yield self.view.show(history, answer_status(answer), message=message)
             return
         history = [*history, (message, answer.text)][-MAX_HISTORY_TURNS:]
-        yield [chat_messages(history), "", history, answer_status(answer)]
+        yield self.view.show(history, answer_status(answer))
+
+    def clear(self) -> dict[gr.components.Component, Any]:
+        return self.view.show([])
 
     def stop(self, request: gr.Request) -> None:
         self.cancels.stop(request.session_hash)
@@ -120,26 +151,20 @@ class ChatTab:
             stop = gr.Button("Stop", variant="stop", scale=1)
             clear = gr.Button("New chat", scale=1)
         controls = settings_accordion()
-        history = gr.State([])
+        self.view = ChatView(chatbot, message, gr.State([]), status)
 
         gr.on(
             [send.click, message.submit],
             self.chat,
-            [variant, message, history],
-            [chatbot, message, history, status],
+            [variant, message, self.view.history],
+            self.view.outputs,
             inputs_kwargs=controls.inputs,
             api_name="chat",
             show_progress_on=status,
             concurrency_id="generate",
         )
         stop.click(self.stop, None, None, api_name="stop_chat", concurrency_limit=None)
-        clear.click(
-            lambda: [[], "", [], ""],
-            None,
-            [chatbot, message, history, status],
-            api_visibility="private",
-            concurrency_limit=None,
-        )
+        clear.click(self.clear, None, self.view.outputs, api_visibility="private", concurrency_limit=None)
 
 
 def build_chat_tab(studio: Studio, speeds: SpeedLog, limiter: RateLimiter) -> ChatTab:

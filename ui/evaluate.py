@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,6 @@ from .common import CancelBoard, admit, disclaimer, literal_html, user_error
 SAMPLE, SUITE, UPLOAD = "sample", "suite", "upload"
 HARNESS, HARNESS_LABEL = "harness", "loglik, harness prompts (as the Open Medical-LLM Leaderboard)"
 MAX_UPLOAD_FILES = 12  # three steps with solutions and image lists, and a few JSONL files
-DEFAULT_VARIANTS = ["smol-base"]
 ANSWERS_PER_UNIT = 20  # an evaluation counts as one request per this many answers (questions x variants x modes)
 HEARTBEAT_S = 0.5  # the handler hands Gradio control at least this often, so a client that left is noticed
 SHOWN_FILES = ("chart", "results")
@@ -140,6 +140,19 @@ def outcome_text(outcome: EvalOutcome, stopped: bool, config: EvalConfig, suite:
     return literal_html(text)  # exam names come from uploaded file names: shown as text, never as HTML
 
 
+@dataclass
+class EvaluateView:
+    """What the evaluation's handler updates: the progress or results table, the chart, the results file."""
+
+    table: gr.Markdown
+    chart: gr.Image
+    download: gr.File
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.table, self.chart, self.download]
+
+
 class EvaluateTab:
     """Builds the tab's widgets and holds the handlers that wire them to the evaluation runner.
 
@@ -147,6 +160,8 @@ class EvaluateTab:
     per-client rate limit by its size, streams its progress, and ends at the next question on Stop or when
     its client leaves.
     """
+
+    view: EvaluateView  # made by build(), before any event can call a handler
 
     def __init__(self, studio: Studio, limiter: RateLimiter):
         self.studio, self.limiter = studio, limiter
@@ -160,7 +175,7 @@ class EvaluateTab:
         mode: str,
         limit: float | None,
         request: gr.Request,
-    ) -> Iterator[list[Any]]:
+    ) -> Iterator[dict[gr.components.Component, Any]]:
         """Run (or resume) the evaluation: progress in the table, then the results table, the chart and the file."""
         admit(self.limiter, request)  # one request before reading the exam, the rest of its cost once its size is known
         variant_ids = list(dict.fromkeys(variant_ids or []))
@@ -186,7 +201,7 @@ class EvaluateTab:
 
     def results(
         self, exam: Exam, variant_ids: list[str], config: EvalConfig, cancel: threading.Event, source: str
-    ) -> Iterator[list[Any]]:
+    ) -> Iterator[dict[gr.components.Component, Any]]:
         output = self.uploaded_folder(exam) if source == UPLOAD else default_output(exam)
         run = partial(run_evaluation, self.studio, variant_ids, exam, output, config, cancel=cancel)
         outcome = None
@@ -194,13 +209,17 @@ class EvaluateTab:
             if isinstance(update, EvalOutcome):
                 outcome, stopped = update, cancel.is_set()
             else:
-                yield [progress_text(*update), gr.skip(), gr.skip()]
+                yield {self.view.table: progress_text(*update)}
         assert outcome is not None  # in_background raises if the run did not return
         # Gradio serves only files from its temporary folder or the working directory: hand it copies, which it
         # moves into its own cache (cleaned by the app's delete_cache) before this generator resumes.
         with tempfile.TemporaryDirectory(prefix="medalpaca-evaluate-") as shown:
             copies = {name: shutil.copy(path, shown) for name, path in outcome.files.items() if name in SHOWN_FILES}
-            yield [outcome_text(outcome, stopped, config, source == SUITE), copies.get("chart"), copies.get("results")]
+            yield {
+                self.view.table: outcome_text(outcome, stopped, config, source == SUITE),
+                self.view.chart: copies.get("chart"),
+                self.view.download: copies.get("results"),
+            }
 
     @staticmethod
     def uploaded_folder(exam: Exam) -> Path:
@@ -229,7 +248,7 @@ class EvaluateTab:
             with gr.Column(scale=1):
                 variants = gr.CheckboxGroup(
                     [(f"{v.id} — {v.label}", v.id) for v in studio.variants()],
-                    value=[v for v in DEFAULT_VARIANTS if studio.knows(v)],
+                    value=studio.default_variants(count=1),
                     label="Variants",
                 )
                 sample = (
@@ -263,10 +282,11 @@ class EvaluateTab:
                     chart = gr.Image(type="filepath", label="Accuracy per step (95% interval)", show_label=True)
                     gr.Markdown(paper_markdown(load_paper_table()))
                 download = gr.File(label="Every question's prompt, response, parsed letter and correctness (JSON)")
+        self.view = EvaluateView(table, chart, download)
         start.click(
             self.evaluate,
             [variants, source, files, mode, limit],
-            [table, chart, download],
+            self.view.outputs,
             api_name="evaluate",
             concurrency_id="generate",  # the generation slots that comparisons and chats take
             show_progress_on=table,
@@ -275,7 +295,7 @@ class EvaluateTab:
 
 
 def build_evaluate_tab(studio: Studio, limiter: RateLimiter) -> EvaluateTab:
-    """The tab's widgets and events; ``app.py`` calls this inside ``gr.Tab("Evaluate")``."""
-    tab = EvaluateTab(studio, limiter)
-    tab.build()
-    return tab
+    evaluate = EvaluateTab(studio, limiter)
+    with gr.Tab("Evaluate"):
+        evaluate.build()
+    return evaluate

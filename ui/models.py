@@ -25,21 +25,21 @@ COLUMNS = [
 ]
 
 
-def table(studio: Studio) -> list[list[str]]:
-    rows = []
-    for row in catalog(studio):
-        cells = {**row.__dict__, "available": "yes" if row.available else "no"}
-        rows.append([public_paths(str(cells[field])) for _, field, _ in COLUMNS])
-    return rows
+class ModelsTab:
+    """Builds the tab's widgets and holds the handler that reads the registry table from the studio."""
 
+    def __init__(self, studio: Studio):
+        self.studio = studio
 
-def build_models_tab(studio: Studio) -> None:
-    """The tab; the table refreshes when the tab is opened, since loaded memory changes as models load."""
+    def table(self) -> list[list[str]]:
+        """One row per variant, paths shown without this server's folders (``public_paths``)."""
+        rows = []
+        for row in catalog(self.studio):
+            cells = {**row.__dict__, "available": "yes" if row.available else "no"}
+            rows.append([public_paths(str(cells[field])) for _, field, _ in COLUMNS])
+        return rows
 
-    def models_table() -> list[list[str]]:
-        return table(studio)
-
-    with gr.Tab("Models") as tab:
+    def build(self) -> gr.Dataframe:
         disclaimer()
         gr.Markdown(
             "Every variant the studio knows: the embedded default model in three precisions, LoRA adapters found "
@@ -49,7 +49,7 @@ def build_models_tab(studio: Studio) -> None:
             "*memory loaded* is what a model takes once this app has loaded it."
         )
         models = gr.Dataframe(
-            value=models_table,
+            value=self.table,
             headers=[header for header, _, _ in COLUMNS],
             column_widths=[width for _, _, width in COLUMNS],
             max_height=900,
@@ -59,5 +59,14 @@ def build_models_tab(studio: Studio) -> None:
             show_search="search",
         )
         refresh = gr.Button("Refresh", size="md")
-    refresh.click(models_table, None, models, api_name="models", concurrency_limit=None)
-    tab.select(models_table, None, models, api_visibility="private", concurrency_limit=None)
+        refresh.click(self.table, None, models, api_name="models", concurrency_limit=None)
+        return models
+
+
+def build_models_tab(studio: Studio) -> ModelsTab:
+    """The tab; the table refreshes when the tab is opened, since loaded memory changes as models load."""
+    tab = ModelsTab(studio)
+    with gr.Tab("Models") as page:
+        models = tab.build()
+    page.select(tab.table, None, models, api_visibility="private", concurrency_limit=None)
+    return tab

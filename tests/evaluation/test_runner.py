@@ -262,23 +262,26 @@ def test_evaluate_tab_runs_the_same_evaluation(studio, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
     monkeypatch.setenv("MEDALPACA_HOME", str(tmp_path / "home"))
-    with gr.Blocks(), gr.Tab("Evaluate"):
+    with gr.Blocks():
         evaluate_tab = tab.build_evaluate_tab(studio, RateLimiter(None))
     request = SimpleNamespace(client=None, session_hash="session")
+    view = evaluate_tab.view
 
     def run(*inputs):
         return list(evaluate_tab.evaluate(*inputs, request))  # progress updates, then the results
 
-    *updates, (text, chart, results_file) = run(["tiny-c"], tab.SAMPLE, None, "loglik", 1)
+    *updates, results = run(["tiny-c"], tab.SAMPLE, None, "loglik", 1)
+    text, chart, results_file = (results[component] for component in view.outputs)
     assert "| tiny-c | loglik |" in text and chart.endswith("accuracy.png") and results_file.endswith("results.json")
     assert str(tmp_path) not in chart, "Gradio is handed copies in the temporary folder"
-    assert any("3/3 questions" in update[0] for update in updates)
+    assert all(set(update) == {view.table} for update in updates), "progress leaves the chart and the file as they are"
+    assert any("3/3 questions" in update[view.table] for update in updates)
     upload = tmp_path / "upload"
     upload.mkdir()
     (upload / "medqa.jsonl").write_text(
         json.dumps({"question": "Which vitamin prevents scurvy?", "options": {"A": "C", "B": "D"}, "answer_idx": "A"})
     )
-    text, _, _ = run(["tiny"], tab.UPLOAD, [str(upload / "medqa.jsonl")], "loglik", None)[-1]
+    text = run(["tiny"], tab.UPLOAD, [str(upload / "medqa.jsonl")], "loglik", None)[-1][view.table]
     assert "medqa (n=1)" in text
     with pytest.raises(gr.Error, match="Upload an exam"):
         run(["tiny"], tab.UPLOAD, [], "loglik", None)

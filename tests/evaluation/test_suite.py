@@ -97,9 +97,10 @@ def test_evaluate_tab_shows_the_suite_and_its_statistics(studio, tmp_path, monke
     from ui import evaluate as tab
 
     monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
-    with gr.Blocks(), gr.Tab("Evaluate"):
+    with gr.Blocks():
         evaluate_tab = tab.build_evaluate_tab(studio, RateLimiter(None))
     request = SimpleNamespace(client=None, session_hash="session")
-    text, _, _ = list(evaluate_tab.evaluate(["tiny", "tiny-lora-0"], tab.SUITE, None, tab.HARNESS, 1, request))[-1]
+    *_, results = evaluate_tab.evaluate(["tiny", "tiny-lora-0"], tab.SUITE, None, tab.HARNESS, 1, request)
+    text = results[evaluate_tab.view.table]
     assert "| medmcqa_validation | MedMCQA (cop 0-3: the Hugging Face release) | 1 |" in text
     assert "McNemar" in text and "| tiny · loglik | tiny-lora-0 · loglik | 7 |" in text and "Brier" in text
