@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from .echo import brief
 from .engine import Request as StudioRequest
 from .engine import Studio
-from .generation import Answer, SettingsError
+from .generation import Answer, FinishReason, SettingsError, Status
 from .hosting import client_key, on_space
 from .openai_schema import ApiError, Job, chat_job, chunk, completion_job, finish_reason, models_list, response, usage
 from .prompts import STOP_MARKERS, PromptError
@@ -185,7 +185,7 @@ class OpenAIApi:
             try:
                 while (snapshot := await anyio.to_thread.run_sync(next, snapshots, None)) is not None:
                     answer = snapshot[job.model]
-                    if answer.status == "error":
+                    if answer.status == Status.ERROR:
                         raise ApiError(503, f"{job.model} cannot answer: {answer.error}", "server_error")
                     text, stopped = visible(answer.text, job.stop)
                     finished = answer.finished or stopped
@@ -202,8 +202,8 @@ class OpenAIApi:
 
 def stopped_answer(answer: Answer) -> Answer:
     """The answer as ended by a stop string (reported as 'stop', whatever the generation does next)."""
-    stats = replace(answer.stats, finish_reason="stop") if answer.stats else None
-    return replace(answer, status="done", stats=stats)
+    stats = replace(answer.stats, finish_reason=FinishReason.STOP) if answer.stats else None
+    return replace(answer, status=Status.DONE, stats=stats)
 
 
 def close(iterator: Iterator[Any]) -> None:

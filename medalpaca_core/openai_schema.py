@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .echo import brief
-from .generation import MAX_SEED, Answer, GenerationSettings, SettingsError
+from .generation import MAX_SEED, Answer, FinishReason, GenerationSettings, SettingsError
 from .prompts import DEFAULT_INSTRUCTION, PromptParts
 from .text import plain_text
 
@@ -30,7 +30,12 @@ MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 64
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for completions
 DEFAULT_CHAT_MAX_TOKENS = 128  # the page's default answer length (OpenAI's chat has none of its own)
-FINISH_REASONS = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "stop"}
+FINISH_REASONS = {  # ours as OpenAI says them
+    FinishReason.EOS: "stop",
+    FinishReason.STOP: "stop",
+    FinishReason.LENGTH: "length",
+    FinishReason.CANCELLED: "stop",
+}
 
 
 class ApiError(Exception):
@@ -184,7 +189,7 @@ def chat_job(body: Any) -> Job:
 
 
 def finish_reason(answer: Answer) -> str:
-    return FINISH_REASONS.get(answer.stats.finish_reason if answer.stats else "", "stop")
+    return FINISH_REASONS.get(answer.stats.finish_reason, "stop") if answer.stats else "stop"
 
 
 def usage(answer: Answer) -> dict[str, int]:

@@ -24,13 +24,14 @@ from typing import Any
 
 import httpx
 
-from .generation import Answer, GenerationSettings, Stats
+from .generation import Answer, FinishReason, GenerationSettings, Stats, Status
 from .prompts import STOP_MARKERS, PromptParts, cut_response, render
 from .registry import Variant
 
 CONNECT_TIMEOUT_S = 10.0
 MAX_ERROR_CHARS = 300
-FINISH = {"stop": "stop", "length": "length", "eos": "eos"}
+# An OpenAI-compatible server's finish reasons, as ours.
+FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "eos": FinishReason.EOS}
 
 
 class RemoteError(RuntimeError):
@@ -126,22 +127,23 @@ def stream_remote(
                         text, pieces = text + piece, pieces + 1
                     answer_text, hit_marker = cut_response(variant.template, text)
                     if finish or hit_marker or cancel.is_set():
-                        finish = "cancelled" if cancel.is_set() and not finish else finish or "stop"
+                        cancelled = cancel.is_set() and not finish
+                        finish = FinishReason.CANCELLED if cancelled else finish or FinishReason.STOP
                         break
                     stats = _stats(variant, started, first, pieces, usage, "")
-                    yield Answer(variant.id, answer_text, "generating", None, stats)
+                    yield Answer(variant.id, answer_text, Status.GENERATING, None, stats)
         if finish is None:
             raise RemoteError("the stream ended before the answer did")
         answer_text, _ = cut_response(variant.template, text)
-        yield Answer(variant.id, answer_text, "done", None, _stats(variant, started, first, pieces, usage, finish))
+        yield Answer(variant.id, answer_text, Status.DONE, None, _stats(variant, started, first, pieces, usage, finish))
     except RemoteError as error:
-        yield Answer(variant.id, text, "error", f"{variant.id} ({variant.endpoint}): {error}")
+        yield Answer(variant.id, text, Status.ERROR, f"{variant.id} ({variant.endpoint}): {error}")
     except httpx.TimeoutException:
         message = f"no answer within {variant.timeout_s:g} s"
-        yield Answer(variant.id, text, "error", f"{variant.id} ({variant.endpoint}): {message}")
+        yield Answer(variant.id, text, Status.ERROR, f"{variant.id} ({variant.endpoint}): {message}")
     except httpx.HTTPError as error:
         what = f"the connection broke after {pieces} pieces of text" if first else f"cannot reach {variant.endpoint}"
-        yield Answer(variant.id, text, "error", f"{variant.id}: {what}: {str(error)[:MAX_ERROR_CHARS]}")
+        yield Answer(variant.id, text, Status.ERROR, f"{variant.id}: {what}: {str(error)[:MAX_ERROR_CHARS]}")
 
 
 def _stats(variant: Variant, started: float, first: float | None, pieces: int, usage: dict, finish: str) -> Stats:

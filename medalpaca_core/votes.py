@@ -29,7 +29,7 @@ from typing import Any
 
 from .echo import brief
 from .export import AnswerRecord, Comparison
-from .generation import Answer
+from .generation import Answer, Status
 from .paths import data_dir
 from .ratings import ALL_BAD, DRAWS, TIE, FitSettings, Leaderboard, Vote, leaderboard
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ALL_BAD", "TIE", "VOTES_FILE", "VoteError", "VoteStorageError", "VoteStore", "answered"]
 VOTES_FILE = "votes.sqlite3"
 # An answer one may vote for: text that was shown, still streaming (a vote may stop it) or finished.
-ANSWERED_STATUSES = ("generating", "done")
+ANSWERED_STATUSES = (Status.GENERATING, Status.DONE)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS votes (
