@@ -16,17 +16,17 @@ from medalpaca_core.engine import Studio
 from medalpaca_core.generation import Answer, Status
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import SpeedLog
+from medalpaca_core.text import plain_text
 
 from .common import (
-    INPUT_ERRORS,
     CancelBoard,
     admit,
     answer_status,
     disclaimer,
     literal_html,
-    plain_text,
     settings_accordion,
     settings_from,
+    shown_as_message,
     throttled,
     user_error,
 )
@@ -97,16 +97,11 @@ class ChatTab:
         admit(self.limiter, request)
         message = plain_text(message)
         settings = settings_from(setting_values)
-        cancel = self.cancels.start(request.session_hash)
         answer = Answer(variant_id)
-        try:
+        with self.cancels.running(request.session_hash) as cancel, shown_as_message():
             turns = self.studio.chat(variant_id, history, message, settings, cancel)
             for answer in throttled(turns, lambda snapshot: snapshot.finished):
                 yield self.view.show(history, answer_status(answer), pending=(message, answer.text))
-        except INPUT_ERRORS as error:
-            raise user_error(error) from error
-        finally:
-            self.cancels.finish(request.session_hash, cancel)
         self.speeds.record([answer])
         if answer.status == Status.ERROR:  # the message stays in its box, to send again
             yield self.view.show(history, answer_status(answer), message=message)

@@ -11,6 +11,7 @@ import html
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,6 +52,15 @@ def user_error(error: Exception | str, title: str = "Cannot run this") -> gr.Err
     each one would bury the real faults.
     """
     return gr.Error(error_html(plain_text(error)), title=title, print_exception=False)
+
+
+@contextmanager
+def shown_as_message(errors: tuple[type[Exception], ...] = INPUT_ERRORS) -> Iterator[None]:
+    """Errors of these kinds raised inside become a message in the page (``user_error``), not a failed event."""
+    try:
+        yield
+    except errors as error:
+        raise user_error(error) from error
 
 
 def error_html(text: str) -> str:
@@ -133,6 +143,15 @@ class CancelBoard:
             event = self._events.pop(session or "", None)
         if event is not None:
             event.set()
+
+    @contextmanager
+    def running(self, session: str | None) -> Iterator[threading.Event]:
+        """The session's flag for the length of one run: Stop sets it, and however the run ends it is finished."""
+        event = self.start(session)
+        try:
+            yield event
+        finally:
+            self.finish(session, event)
 
     def finish(self, session: str | None, event: threading.Event) -> None:
         """The handler is done (finished, failed, or closed because its client left): whatever still

@@ -40,7 +40,7 @@ from medalpaca_core.folder_cache import FolderCache
 from medalpaca_core.paths import data_dir, public_paths
 from medalpaca_core.ratelimit import RateLimiter
 
-from .common import CancelBoard, admit, disclaimer, literal_html, user_error
+from .common import CancelBoard, admit, disclaimer, literal_html, shown_as_message
 
 SAMPLE, SUITE, UPLOAD = "sample", "suite", "upload"
 HARNESS, HARNESS_LABEL = "harness", "loglik, harness prompts (as the Open Medical-LLM Leaderboard)"
@@ -48,6 +48,7 @@ MAX_UPLOAD_FILES = 12  # three steps with solutions and image lists, and a few J
 ANSWERS_PER_UNIT = 20  # an evaluation counts as one request per this many answers (questions x variants x modes)
 HEARTBEAT_S = 0.5  # the handler hands Gradio control at least this often, so a client that left is noticed
 SHOWN_FILES = ("chart", "results")
+RUN_ERRORS = (ValueError, KeyError, OSError)  # a bad exam, results folder or full disk: a message, not a failure
 Progress = Callable[[int, int, str], None]
 Update = tuple[int, int, str] | EvalOutcome
 
@@ -179,25 +180,18 @@ class EvaluateTab:
         """Run (or resume) the evaluation: progress in the table, then the results table, the chart and the file."""
         admit(self.limiter, request)  # one request before reading the exam, the rest of its cost once its size is known
         variant_ids = list(dict.fromkeys(variant_ids or []))
-        try:
+        with shown_as_message(RUN_ERRORS):
             exam = load_source(source, files)
             modes = ("loglik",) if mode == HARNESS else MODES if mode == "both" else (mode,)
             prompt = "harness" if mode == HARNESS else "paper"
             config = EvalConfig(modes=modes, limit=int(limit) if limit else None, prompt=prompt)
             answers = len(exam.limited(config.validated().limit).questions) * len(config.modes) * len(variant_ids)
-        except (ValueError, KeyError, OSError) as error:
-            raise user_error(error) from error
         cost = evaluation_cost(answers)
         if cost > 1:
             what = f"An evaluation of {answers} answers counts as {cost} requests (one per {ANSWERS_PER_UNIT} answers)."
             admit(self.limiter, request, cost - 1, what)
-        cancel = self.cancels.start(request.session_hash)
-        try:
+        with self.cancels.running(request.session_hash) as cancel, shown_as_message(RUN_ERRORS):
             yield from self.results(exam, variant_ids, config, cancel, source)
-        except (ValueError, KeyError, OSError) as error:  # bad exam, results folder or full disk: a message
-            raise user_error(error) from error
-        finally:
-            self.cancels.finish(request.session_hash, cancel)
 
     def results(
         self, exam: Exam, variant_ids: list[str], config: EvalConfig, cancel: threading.Event, source: str
