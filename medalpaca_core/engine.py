@@ -133,16 +133,9 @@ class Studio:
         for answers in self.stream_requests([Request(variant_id, parts)], settings, cancel):
             yield answers[variant_id]
 
-    def ask(
-        self,
-        variant_ids: Iterable[str],
-        question: str,
-        context: str = "",
-        settings: GenerationSettings | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Answer]:
-        """The final answers, without streaming."""
-        return deque(self.stream(variant_ids, question, context, settings, **kwargs), maxlen=1)[0]
+    def ask(self, *args: Any, **kwargs: Any) -> dict[str, Answer]:
+        """The final answers of ``stream`` (which takes the same arguments), without streaming."""
+        return deque(self.stream(*args, **kwargs), maxlen=1)[0]
 
     def stream_requests(
         self, requests: list[Request], settings: GenerationSettings | None = None, cancel: threading.Event | None = None
