@@ -1,15 +1,30 @@
-"""The layering CONTRIBUTING.md draws, checked on the source: no import cycles among the project's modules,
-and no module but ``engine.py`` reaching through a ``Studio`` to its registry or model manager."""
+"""The layering CONTRIBUTING.md draws, checked on the source: every import points to the importer's layer or
+one below it, no import cycles among the project's modules, and no module but ``engine.py`` reaching through a
+``Studio`` to its registry or model manager."""
 
 from __future__ import annotations
 
 import ast
+from fnmatch import fnmatch
 from pathlib import Path
 
 from medalpaca_core.paths import PROJECT_ROOT
 
 PACKAGES = ("medalpaca_core", "ui", "finetune", "benchmarks")
 STUDIO_INTERNALS = {"registry", "manager"}
+# CONTRIBUTING.md's drawing, top to bottom: a module may import its own layer and the layers below it.
+# A module of medalpaca_core that no lower pattern names is a caller of the studio (the layer above engine.py).
+MODELS = "generation loader registry selection remote multilora cpu_share paper default_model memory loading_lock"
+TEXT = "prompts records grounding hub paths hosting text echo"
+LAYERS = [
+    ("benchmarks", ["benchmarks", "benchmarks.*"]),
+    ("the web app", ["app", "ui", "ui.*"]),
+    ("fine-tuning", ["finetune", "finetune.*"]),
+    ("callers of the studio", ["medalpaca_core", "medalpaca_core.*"]),
+    ("the studio", ["medalpaca_core.engine"]),
+    ("models and generation", [f"medalpaca_core.{name}" for name in MODELS.split()]),
+    ("text and files (no model, no threads)", [f"medalpaca_core.{name}" for name in TEXT.split()]),
+]
 
 
 def module_name(path: Path) -> str:
@@ -84,21 +99,34 @@ def import_graph() -> dict[str, set[str]]:
     }
 
 
+def layer(module: str) -> int:
+    """The index in LAYERS of the lowest layer whose patterns name ``module``."""
+    matches = [index for index, (_, patterns) in enumerate(LAYERS) if any(fnmatch(module, p) for p in patterns)]
+    assert matches, f"{module} is in no layer: add it to LAYERS here and to CONTRIBUTING.md's drawing"
+    return max(matches)
+
+
+def test_layer_places_modules_as_contributing_draws_them():
+    assert [layer(name) for name in ("benchmarks.load", "ui.compare", "finetune.train")] == [0, 1, 2]
+    assert [layer(name) for name in ("medalpaca_core.evaluation.runner", "medalpaca_core.votes")] == [3, 3]
+    lowest = ("medalpaca_core.engine", "medalpaca_core.loader", "medalpaca_core.prompts")
+    assert [layer(name) for name in lowest] == [4, 5, 6]
+
+
+def test_every_import_points_to_its_own_layer_or_below():
+    upward = [
+        f"{name} ({LAYERS[layer(name)][0]}) -> {target} ({LAYERS[layer(target)][0]})"
+        for name, targets in import_graph().items()
+        for target in targets
+        if layer(target) < layer(name)
+    ]
+    assert not upward, upward
+
+
 def test_project_modules_import_each_other_without_cycles():
     graph = import_graph()
     assert "medalpaca_core.engine" in graph["medalpaca_core.evaluation.runner"], "the graph misses imports"
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
-
-
-def test_the_core_never_imports_the_layers_above_it():
-    upward = [
-        f"{name} -> {target}"
-        for name, targets in import_graph().items()
-        if name.startswith("medalpaca_core")
-        for target in targets
-        if target.split(".")[0] in ("app", "ui", "finetune", "benchmarks")
-    ]
-    assert not upward, upward
 
 
 def test_only_the_engine_reaches_into_a_studio():
