@@ -137,12 +137,8 @@ def markdown(rows: list[Row] | list[str], command: str, provenance: str = "") ->
         "| section | what | result | detail | reproduce |",
         "|---|---|---|---|---|",
     ]
-    lines += [row if isinstance(row, str) else table_line(row) for row in rows]
+    lines += [row if isinstance(row, str) else row.table_line() for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def table_line(row: Row) -> str:
-    return f"| {row.section} | {row.name} | {row.value} | {row.detail} | `{row.command}` |"
 
 
 def table_rows(text: str) -> list[str]:
@@ -159,7 +155,7 @@ def merged(old_lines: list[str], rows: list[Row]) -> list[str]:
         section, name = line.removeprefix("| ").split(" | ")[:2]
         return section, name
 
-    new = {(r.section, r.name): table_line(r) for r in rows}
+    new = {(r.section, r.name): r.table_line() for r in rows}
     out = [new.pop(key(line), line) for line in old_lines]
     for (section, _), line in new.items():
         last = max((n for n, old in enumerate(out) if key(old)[0] == section), default=len(out) - 1)

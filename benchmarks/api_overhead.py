@@ -85,8 +85,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     args = parser.parse_args()
-    for row in rows(args.pairs, args.max_new_tokens):
-        print(f"| {row.section} | {row.name} | {row.value} | {row.detail} | `{row.command}` |")
+    print("\n".join(row.table_line() for row in rows(args.pairs, args.max_new_tokens)))
 
 
 if __name__ == "__main__":

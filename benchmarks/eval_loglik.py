@@ -79,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=100)
     table = rows(parser.parse_args().questions)
-    print("\n".join(f"| {r.section} | {r.name} | {r.value} | {r.detail} | `{r.command}` |" for r in table))
+    print("\n".join(row.table_line() for row in table))
 
 
 if __name__ == "__main__":

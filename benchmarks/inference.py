@@ -50,6 +50,10 @@ class Row:
     detail: str
     command: str
 
+    def table_line(self) -> str:
+        """The row as BENCHMARKS.md's results table has it."""
+        return f"| {self.section} | {self.name} | {self.value} | {self.detail} | `{self.command}` |"
+
 
 def bench_registry(adapters: list[Path]) -> Registry:
     """The shipped registry plus an fp32 variant and ``adapters`` as LoRA variants on the bf16 base."""
