@@ -255,7 +255,11 @@ def memory_rows(adapters: list[Path]) -> list[Row]:
 
 
 def _load_child(home: str, queue: multiprocessing.Queue) -> None:
-    """Time importing torch, the model code, and loading the default model, in a fresh process."""
+    """Time importing torch, the model code, and loading the default model, in a fresh process.
+
+    The child imported this module, hence ``medalpaca_core``, before it runs this, as the app and the CLI
+    do before transformers (``import_cache`` hooks transformers' import); "interpreter" counts that.
+    """
     os.environ["MEDALPACA_HOME"] = home
     entered = time.time()
     import torch  # noqa: F401  (what every load needs first)
