@@ -122,6 +122,14 @@ def test_stacks_are_small_and_follow_the_adapters(tiny_dir, tiny_adapters, odd_a
     with loaded.rows_adapters([third, first]):
         pass
     assert loaded.fused is not built and third in loaded.fused.adapters
+    assert loaded.footprint <= 1.1 * loaded.model.get_base_model().get_memory_footprint()
+    grown = loaded.fused
+    loaded.model.delete_adapter(third)  # an adapter leaves: the next mixed batch stacks without it
+    with loaded.rows_adapters([first, second]):
+        pass
+    assert loaded.fused is not grown and loaded.fused.adapters == sorted([first, second])
+    with pytest.raises(ValueError, match="unknown adapters"), loaded.fused.rows([third, first]):
+        pass
 
 
 def test_dora_adapter_falls_back_to_peft(tiny_dir, tmp_path):
@@ -137,7 +145,8 @@ def test_dora_adapter_falls_back_to_peft(tiny_dir, tmp_path):
 
 @pytest.mark.slow
 def test_fused_greedy_on_the_default_model(default_model_dir):
-    """The real SmolLM2 in float32 with two random adapters: fused answers are PEFT's, token for token."""
+    """The real SmolLM2 in float32 with two random adapters: fused answers are PEFT's and each variant's
+    single stream, token for token."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -163,7 +172,16 @@ def test_fused_greedy_on_the_default_model(default_model_dir):
             logits = model(**inputs).logits
             fused = model.generate(**inputs, **settings)
         peft = model.generate(**inputs, adapter_names=names, **settings)
+        one = {key: value[:1] for key, value in inputs.items()}
+        with model.disable_adapter():
+            alone = [model.generate(**one, **settings)[0].tolist()]
+        for name in names[1:]:
+            model.set_adapter(name)
+            alone.append(model.generate(**one, **settings)[0].tolist())
     # float32 rounding grows with the logits' size (here tens): within 1e-5 of their largest value
     assert (logits - expected_logits).abs().max().item() <= 1e-5 * expected_logits.abs().max().item()
     assert fused.tolist() == peft.tolist()
+    for row, single in zip(fused.tolist(), alone, strict=True):  # a row that ended is padded while others go on
+        assert row[: len(single)] == single, "each row answers as its variant does alone"
+        assert set(row[len(single) :]) <= {tokenizer.eos_token_id}
     assert len({tuple(row) for row in fused.tolist()}) >= 2, "the adapters must change the answers"
