@@ -209,10 +209,12 @@ def partial(sections: list[str], repeats: int, output: Path, decode_variants: tu
     command = f"python -m benchmarks --only '{','.join(sections)}' --repeats {repeats}"
     if decode_variants != DECODE_VARIANTS and "decode" in sections:
         command += f" --decode-variants {','.join(decode_variants)}"
-    rows = [dataclasses.replace(row, command=command) for row in rows]
+    today = datetime.date.today().isoformat()
+    rows = [dataclasses.replace(row, detail=f"{row.detail}; measured {today}", command=command) for row in rows]
     provenance = (
-        f"Rows reproduced by `{command}` come from one run of it (ratios within that run); the other rows from "
-        "the last full `make bench`. Timings are medians."
+        "Rows reproduced by a `python -m benchmarks --only ...` command come from one run of that command on the "
+        "date their detail gives (each run measures its own llama.cpp anchor: ratios within one run); the other "
+        "rows from the last full `make bench` or as their detail says. Timings are medians."
     )
     lines = merged(table_rows(output.read_text(encoding="utf-8")), rows)
     output.write_text(markdown(lines, "make bench", provenance), encoding="utf-8")
