@@ -143,8 +143,9 @@ def user_registry_file() -> Path | None:
     return Path(configured).expanduser() if configured else None
 
 
-def _portable_base(name: str | None) -> str:
-    """Map the default model's many spellings to the registry alias that resolves it on any machine."""
+def _registry_base(name: str | None) -> str:
+    """An adapter's recorded base as the registry writes it: the alias ``@default`` for any spelling of the default
+    model (adapters record the portable ``DEFAULT_HUB_ID``, see ``finetune.config.portable_base``)."""
     if not name or is_default_model(name):
         return DEFAULT_ALIAS
     return name
@@ -164,7 +165,7 @@ def discover_folder(folder: Path, source: str, prefix: str = "") -> Variant | No
             adapter_config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             adapter_config = {}
-        base = meta.get("base") or _portable_base(adapter_config.get("base_model_name_or_path"))
+        base = meta.get("base") or _registry_base(adapter_config.get("base_model_name_or_path"))
         adapter: str | None = str(folder)
     elif (folder / "config.json").is_file():
         base, adapter = str(folder), None
