@@ -12,7 +12,6 @@ shared machine.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ from gradio_client import Client
 
 from app import api_routes, build_demo, launch
 from benchmarks.app_compare import QUESTION, free_port
-from benchmarks.inference import Row
+from benchmarks.inference import Row, whole_number_options
 from medalpaca_core.engine import Studio
 from medalpaca_core.prompts import PromptParts, render
 from medalpaca_core.ratelimit import RateLimiter
@@ -81,10 +80,7 @@ def rows(pairs: int = 10, max_new_tokens: int = 16) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=10)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    args = parser.parse_args()
+    args = whole_number_options(__doc__, pairs=10, max_new_tokens=16)
     print("\n".join(row.table_line() for row in rows(args.pairs, args.max_new_tokens)))
 
 

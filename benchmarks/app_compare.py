@@ -9,7 +9,6 @@ loading the models, the following ones do not.
 
 from __future__ import annotations
 
-import argparse
 import socket
 import statistics
 import sys
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gradio_client import Client
 
 from app import build_demo, launch
-from benchmarks.inference import Row
+from benchmarks.inference import Row, whole_number_options
 from medalpaca_core.engine import Studio
 from ui.compare import DIABETES_CONTEXT
 
@@ -86,10 +85,7 @@ def rows(runs: int = 3, max_new_tokens: int = 128) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    args = parser.parse_args()
+    args = whole_number_options(__doc__, runs=3, max_new_tokens=128)
     variants, results = measure(args.runs, args.max_new_tokens)
     print(f"default variants: {', '.join(variants)}; greedy, at most {args.max_new_tokens} new tokens")
     for number, run in enumerate(results, 1):

@@ -11,11 +11,10 @@ measures ``--questions`` of them and extrapolates to 1,000, and says so.
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 
-from benchmarks.inference import Row
+from benchmarks.inference import Row, whole_number_options
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import Question
 from medalpaca_core.evaluation.loglik import loglik_records
@@ -76,9 +75,7 @@ def rows(count: int = 100) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", type=int, default=100)
-    table = rows(parser.parse_args().questions)
+    table = rows(whole_number_options(__doc__, questions=100).questions)
     print("\n".join(row.table_line() for row in table))
 
 

@@ -56,6 +56,15 @@ class Row:
         return f"| {self.section} | {self.name} | {self.value} | {self.detail} | `{self.command}` |"
 
 
+def whole_number_options(doc: str | None, **defaults: int) -> argparse.Namespace:
+    """A benchmark script's command line: its docstring as help, one whole-number option per default
+    (``max_new_tokens=16`` is ``--max-new-tokens``, 16 unless given)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    return parser.parse_args()
+
+
 def bench_registry(adapters: list[Path]) -> Registry:
     """The shipped registry plus an fp32 variant and ``adapters`` as LoRA variants on the bf16 base."""
     registry = Registry.load(finetuned=Path(tempfile.mkdtemp()))

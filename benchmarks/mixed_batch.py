@@ -11,14 +11,13 @@ Same prompt and settings as the other benchmarks, ``--tokens`` new tokens (defau
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.inference import CONTEXT, QUESTION, Row, bench_registry, make_adapters
+from benchmarks.inference import CONTEXT, QUESTION, Row, bench_registry, make_adapters, whole_number_options
 from medalpaca_core.cpu_share import CPU_SHARE
 from medalpaca_core.default_model import DEFAULT_ALIAS
 from medalpaca_core.engine import Studio
@@ -89,10 +88,7 @@ def run(repeats: int = 3, tokens: int = 32) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=32)
-    args = parser.parse_args()
+    args = whole_number_options(__doc__, repeats=3, tokens=32)
     for row in run(args.repeats, args.tokens):
         print(f"{row.name:32} {row.value:12} {row.detail}")
 

@@ -12,7 +12,6 @@ each on its share of the cores: ``medalpaca_core.cpu_share``).
 
 from __future__ import annotations
 
-import argparse
 import re
 import statistics
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from gradio_client import Client
 
-from benchmarks.inference import Row
+from benchmarks.inference import Row, whole_number_options
 from benchmarks.load import start_server
 from ui.compare import DIABETES_CONTEXT
 
@@ -110,9 +109,7 @@ def rows(runs: int = 3, single_stream_tok_s: float | None = None) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = whole_number_options(__doc__, runs=3)
     for row in rows(args.runs):
         print(f"{row.section:6} {row.name:50} {row.value:24} {row.detail}")
 
