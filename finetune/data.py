@@ -18,7 +18,7 @@ from typing import Any
 
 from medalpaca_core.grounding import GroundingError, ground
 from medalpaca_core.prompts import encode, render
-from medalpaca_core.records import Problem, QAPair, RecordError, Source, load_records
+from medalpaca_core.records import QAPair, RecordError, Source, load_records
 
 from .config import DataConfig
 
@@ -34,7 +34,7 @@ class PreparedData:
     validation: list[dict[str, list[int]]]
     sources: list[Source]
     used: dict[str, int]  # records taken from each source, after its cap
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the malformed records skipped, one line each
     too_long: int = 0  # examples dropped because the prompt alone fills the cutoff
     grounded: int = 0  # training examples that kept a RAFT context
     ungrounded: int = 0  # chosen for a context, kept without one: with it the answer would not fit the cutoff

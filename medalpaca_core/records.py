@@ -70,18 +70,6 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Problem:
-    """A malformed record: where it is and what is wrong with it."""
-
-    source: str
-    index: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.source}, record {self.index}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class Unparsed:
     """A JSONL line that is not JSON, kept in place so later records keep their index."""
 
@@ -94,7 +82,7 @@ class Records:
 
     pairs: list[QAPair]
     used: dict[str, int]
-    problems: list[Problem]
+    problems: list[str]  # one line per malformed record: "source, record N: what is wrong"
 
 
 def _read_file(path: Path) -> list[Any]:
@@ -170,8 +158,8 @@ def to_pair(item: dict[str, Any]) -> QAPair:
     return QAPair(instruction, item["input"].strip(), item["output"].strip(), (item.get("context") or "").strip())
 
 
-def problem_report(problems: list[Problem]) -> str:
-    lines = [str(problem) for problem in problems[:SHOWN_PROBLEMS]]
+def problem_report(problems: list[str]) -> str:
+    lines = problems[:SHOWN_PROBLEMS]
     if len(problems) > SHOWN_PROBLEMS:
         lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more")
     return f"{len(problems)} malformed records:\n  " + "\n  ".join(lines)
@@ -184,7 +172,7 @@ def load_records(sources: list[Source], seed: int = 0, skip_malformed: bool = Fa
     """
     pairs: list[QAPair] = []
     used: dict[str, int] = {}
-    problems: list[Problem] = []
+    problems: list[str] = []
     for source in sources:
         valid = []
         for index, item in enumerate(read_source(source)):
@@ -192,7 +180,7 @@ def load_records(sources: list[Source], seed: int = 0, skip_malformed: bool = Fa
             if reason is None:
                 valid.append(to_pair(item))
             else:
-                problems.append(Problem(source.name, index, reason))
+                problems.append(f"{source.name}, record {index}: {reason}")
         if source.cap is not None and source.cap < len(valid):
             keep = sorted(random.Random(seed).sample(range(len(valid)), source.cap))
             valid = [valid[i] for i in keep]
