@@ -15,16 +15,18 @@ cannot work the mapping out; tests pass a seeded ``random.Random``.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import string
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .export import Comparison
+from .hosting import on_space
 from .ratelimit import RateLimited, RateLimiter
 from .ratings import ALL_BAD, DRAWS, TIE
 from .votes import VoteError, VoteStore, answered
@@ -33,6 +35,14 @@ LETTERS = string.ascii_uppercase
 MAX_OPEN_BALLOTS = 10_000  # comparisons remembered for a vote; the oldest are forgotten first
 VOTE_LIMIT_VARIABLE = "MEDALPACA_VOTE_LIMIT"
 DEFAULT_VOTE_LIMIT = "60/h"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def public_deployment() -> bool:
+    """Whether strangers reach this app: a Space, or a server bound to a non-loopback address
+    (GRADIO_SERVER_NAME=0.0.0.0). There names stay hidden until the vote, always; on one's own
+    machine blind mode is a choice."""
+    return on_space() or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1") not in LOOPBACK
 
 
 def column_label(index: int) -> str:
@@ -53,6 +63,14 @@ class Ballot:
     voted: bool = False
     on_vote: Callable[[], None] | None = None  # stops what still generates for it
     winner: str | None = None
+    finished: bool = False  # every column has ended: what the ballot holds is the final comparison
+    details: dict[str, Any] = field(default_factory=dict)  # per variant, what the page reveals with the name
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the page must still hide which variant answered in which column: blind and not voted
+        on, unless it ended with nothing to vote on (then there is nothing the names could sway)."""
+        return self.blind and not self.voted and not (self.finished and self.comparison is None)
 
     def label(self, index: int) -> str:
         return column_label(index) if self.blind else self.columns[index]
@@ -106,10 +124,13 @@ class BallotBox:
         return ballot
 
     def show(self, ballot: Ballot, comparison: Comparison, answers: dict[str, Any]) -> None:
-        """Record what the columns show now (a vote judges that); nothing changes once the ballot has its vote."""
+        """Record what the columns show now (a vote judges that); nothing changes once the ballot has its vote.
+
+        The comparison is stored under the ballot's id, so a stored vote, an export and the page name
+        one comparison alike."""
         with self._lock:
             if not ballot.voted:
-                ballot.comparison, ballot.answers = comparison, dict(answers)
+                ballot.comparison, ballot.answers = replace(comparison, id=ballot.id), dict(answers)
 
     def get(self, ballot_id: str, session: str) -> Ballot:
         """The ballot issued to ``session`` under ``ballot_id``; VoteError for an id this server never gave it."""

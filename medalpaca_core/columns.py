@@ -15,6 +15,7 @@ from .divergence import base_of, departures
 from .engine import Studio
 from .generation import GenerationSettings
 from .prompts import PromptParts, fit_prompt
+from .registry import Variant
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,26 @@ def adapter_lines(studio: Studio, texts: dict[str, str]) -> dict[str, str]:
         mine = {adapter: b for adapter, b in pairs.items() if b == base}
         lines.update({ident: change.line() for ident, change in departures(texts, mine, loaded.tokenizer).items()})
     return lines
+
+
+@dataclass(frozen=True)
+class ColumnNotes:
+    """What a column shows under its answer once the comparison ends: its prompt and its adapter's departure."""
+
+    prompt: PromptView | None = None  # None: nothing was loaded here for it (remote, unavailable, failed)
+    change: str = ""  # the adapter line; empty for a variant that is no adapter or whose base did not answer
+
+
+def is_loaded(studio: Studio, variant: Variant) -> bool:
+    return not variant.remote and studio.loaded_base(variant) is not None
+
+
+def column_notes(
+    studio: Studio, texts: dict[str, str], parts: PromptParts, settings: GenerationSettings
+) -> dict[str, ColumnNotes]:
+    """Notes for every variant that answered (``texts``: variant id -> answer). A variant whose model is not
+    loaded here (remote, unavailable) gets no prompt view; nothing is loaded for the sake of a note."""
+    local = [ident for ident in texts if studio.knows(ident) and is_loaded(studio, studio.variant(ident))]
+    views = {ident: prompt_view(studio, ident, parts, settings) for ident in local}
+    changes = adapter_lines(studio, {ident: texts[ident] for ident in local})
+    return {ident: ColumnNotes(views.get(ident), changes.get(ident, "")) for ident in texts}

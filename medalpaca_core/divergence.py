@@ -48,8 +48,9 @@ class Departure:
             change = f"goes on with {self.adapter_token!r} where the base stops"
         else:
             change = f"says {self.adapter_token!r} where the base says {self.base_token!r}"
+        where = f"after {shared!r}" if self.prefix else "from its first token"
         return (
-            f"Departs from the base at token {self.index + 1}: {change}, after {shared!r}. "
+            f"Departs from the base at token {self.index + 1}: {change}, {where}. "
             f"Keeps {self.kept:.0%} of the base's tokens."
         )
 
