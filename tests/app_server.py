@@ -18,6 +18,7 @@ from gradio_client import Client
 from app import api_routes, build_demo, launch
 from medalpaca_core.engine import Request, Studio
 from medalpaca_core.generation import Answer, GenerationSettings, Stats
+from medalpaca_core.hosting import SPACE_ENV
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.prompts import validate_parts
 from medalpaca_core.ratelimit import RateLimiter
@@ -28,6 +29,7 @@ ECHO = "echo"
 QUESTION = "What are the symptoms of diabetes?"
 CONTEXT = "Diabetes is a chronic disease of high blood sugar."
 TRIO = ["tiny-lora-0", "tiny-lora-1", "tiny-lora-2"]
+BASE = "tiny-base"  # the bare tiny base, only in the public app (its answers are whitespace)
 SHORT = {"temperature": 0, "top_p": 1, "top_k": 0, "max_new_tokens": 16, "seed": None}
 
 
@@ -49,14 +51,40 @@ class EchoStudio(Studio):
         return ({**snapshot, **echoed} for snapshot in super().stream_requests(rest, settings, cancel))
 
 
-def compare(client: Client, variants, question=QUESTION, context=CONTEXT, **settings):
-    """Run /compare; return (number of streamed updates, final outputs as a dict)."""
-    job = client.submit(variants, context, question, *{**SHORT, **settings}.values(), api_name="/compare")
+# What /compare and /vote return to gradio_client, in order (layouts are left out): per column, its answer,
+# status line, notes and prompt (ui.compare.Slot.outputs less the layouts), then the run line, the comparison
+# id, the vote choices, the vote message and the two downloads.
+COLUMN_OUTPUTS = 4
+
+
+def page(outputs) -> dict:
+    """The outputs of /compare or /vote as a dict: answers by column label (text, status), notes and prompts
+    by label, and the rest by name."""
+    columns = [outputs[COLUMN_OUTPUTS * n : COLUMN_OUTPUTS * (n + 1)] for n in range(4)]
+    shown = [column for column in columns if column[0]["label"] != "Answer"]
+    rest = outputs[COLUMN_OUTPUTS * 4 :]
+    return {
+        "answers": {answer["label"]: (answer["value"], status) for answer, status, _, _ in shown},
+        "notes": {answer["label"]: notes for answer, _, notes, _ in shown},
+        "prompts": {answer["label"]: prompt for answer, _, _, prompt in shown},
+        "run": rest[0],
+        "id": rest[1],
+        "vote": rest[2],
+        "message": rest[3],
+        "files": rest[4:6],
+    }
+
+
+def compare(client: Client, variants, question=QUESTION, context=CONTEXT, blind=False, **settings):
+    """Run /compare (names shown unless ``blind``); return (number of streamed updates, final outputs as a dict)."""
+    job = client.submit(variants, context, question, *{**SHORT, **settings}.values(), blind, api_name="/compare")
     outputs = job.result()  # not `for _ in job`: gradio_client iterates a refused job ("Queue is full") forever
-    updates = len(job.outputs())
-    columns = [(outputs[2 * n], outputs[2 * n + 1]) for n in range(4)]  # (answer update, status line)
-    answers = {column["label"]: (column["value"], status) for column, status in columns if column["label"] in variants}
-    return updates, {"answers": answers, "run": outputs[8], "vote": outputs[9], "files": outputs[10:12]}
+    return len(job.outputs()), page(outputs)
+
+
+def vote(client: Client, comparison_id: str | None, choice: str | None) -> dict:
+    """Vote on a comparison by its id for a column label, "tie" or "all-bad"; the page after the vote."""
+    return page(client.predict(comparison_id, choice, api_name="/vote"))
 
 
 def corrupt_adapter(folder: Path, good_adapter: Path) -> Path:
@@ -94,12 +122,18 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    studio: Studio, home: Path | None, default_model_dir: str, limiter: RateLimiter | None = None, **options
+    studio: Studio,
+    home: Path | None,
+    default_model_dir: str,
+    limiter: RateLimiter | None = None,
+    public: bool = False,
+    **options,
 ) -> Iterator[str]:
     """Serve the app built on ``studio`` with MEDALPACA_HOME at ``home`` (unset for None: the app picks its
     own data folder, as on a Space); yields its URL.
 
-    ``limiter`` defaults to no rate limit (the app tests send many requests from one address);
+    ``limiter`` defaults to no rate limit (the app tests send many requests from one address); ``public``
+    builds the page as a Space would (blind comparisons only) while the server stays a local one;
     ``options`` go to ``app.launch`` (``queue_size``, for instance).
     """
     with pytest.MonkeyPatch.context() as env:
@@ -109,7 +143,10 @@ def serve(
             env.setenv("MEDALPACA_HOME", str(home))
         env.setenv("MEDALPACA_DEFAULT_MODEL", default_model_dir)  # no second conversion into the new home
         limiter = limiter or RateLimiter(None)
-        demo = build_demo(studio, limiter)
+        with pytest.MonkeyPatch.context() as space:
+            if public:
+                space.setenv(SPACE_ENV, "medalpaca/studio-test")
+            demo = build_demo(studio, limiter)
         routes = api_routes(studio, limiter)
         _, url, _ = launch(
             demo, server_port=free_port(), prevent_thread_lock=True, quiet=True, routes=routes, **options
@@ -126,6 +163,17 @@ def tiny_app(tmp_path_factory, tiny_dir, tiny_adapters, default_model_dir) -> It
     home = tmp_path_factory.mktemp("home")
     registry = tiny_app_registry(tiny_dir, tiny_adapters, tmp_path_factory.mktemp("scratch"))
     with serve(EchoStudio(registry, ModelManager(device="cpu")), home, default_model_dir) as url:
+        yield url, home
+
+
+@pytest.fixture(scope="module")
+def public_app(tmp_path_factory, tiny_dir, tiny_adapters, default_model_dir) -> Iterator[tuple[str, Path]]:
+    """(URL, MEDALPACA_HOME) of the tiny app as a Space serves it (blind comparisons only), with the bare tiny base
+    beside its adapters so that adapter lines have a base to depart from."""
+    home = tmp_path_factory.mktemp("public-home")
+    registry = tiny_app_registry(tiny_dir, tiny_adapters, tmp_path_factory.mktemp("scratch"))
+    registry.add(Variant(id=BASE, label="Tiny base", base=str(tiny_dir), dtype="float32"))
+    with serve(EchoStudio(registry, ModelManager(device="cpu")), home, default_model_dir, public=True) as url:
         yield url, home
 
 

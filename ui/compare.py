@@ -1,11 +1,20 @@
 """The Compare tab: one question to up to four variants, answers streaming side by side, then a vote and exports.
 
-Answers are shown in read-only text boxes, which display model text as text: whatever HTML or
-script a model writes is never parsed by the browser.
+Every comparison gets a ballot from the server (``medalpaca_core.arena.BallotBox``): an id, its
+columns in shown order and, in blind mode, neutral labels (Model A, B, …) in a random order. The
+page only ever holds the id; which variant answered in which column stays on the server until the
+vote, and everything a column shows is made by ``ui.ballot_view``, which names nothing while the
+ballot is sealed. The vote names the id and a column label, a tie or "all bad"; the ballot box
+refuses anything else before the database is touched.
+
+Blind mode is always on for a public deployment (a Space, or a server on a public address) and a
+toggle on one's own machine. Answers are shown in read-only text boxes, which display model text
+as text: whatever HTML or script a model writes is never parsed by the browser.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,26 +24,33 @@ from typing import Any
 
 import gradio as gr
 
+from medalpaca_core.arena import Ballot, BallotBox, column_label, public_deployment, ready_to_vote
+from medalpaca_core.columns import column_notes
 from medalpaca_core.engine import Studio
 from medalpaca_core.export import Comparison, write_exports
-from medalpaca_core.generation import Answer, Status
+from medalpaca_core.generation import Answer, GenerationSettings, Status
+from medalpaca_core.loader import LoadError
+from medalpaca_core.prompts import PromptParts
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.selection import MAX_VARIANTS, SpeedLog
-from medalpaca_core.votes import ALL_BAD, VoteError, VoteStorageError, VoteStore
+from medalpaca_core.votes import VoteError, VoteStorageError, VoteStore
 
+from .ballot_view import ColumnView, column_view, run_line, vote_choices, vote_message
 from .common import (
     INPUT_ERRORS,
     CancelBoard,
     admit,
-    answer_status,
+    client_address,
     disclaimer,
-    literal_html,
     plain_text,
     settings_accordion,
     settings_from,
     throttled,
     user_error,
 )
+from .leaderboard import LeaderboardPanel
+
+log = logging.getLogger(__name__)
 
 # The seed report's two queries: a question with the diabetes context, and one with no context.
 DIABETES_CONTEXT = (  # the medAlpaca README's own example
@@ -42,71 +58,147 @@ DIABETES_CONTEXT = (  # the medAlpaca README's own example
     "frequent urination, and unexplained weight loss."
 )
 EXAMPLES = [[DIABETES_CONTEXT, "What are the symptoms of diabetes?"], ["", "How to cure COVID-19?"]]
-LEADERBOARD_HEADERS = ["variant", "wins", "comparisons", "win rate", "all bad"]
+BLIND_LABEL = "Blind: hide which variant wrote which answer until I vote"
+PUBLIC_BLIND_NOTE = (
+    "**Blind comparison.** The answers come as Model A, B, … in a random order; the names are shown after your vote."
+)
 
 
 @dataclass
 class Slot:
-    """One answer column."""
+    """One answer column: the answer, its status line, what it revealed, and the prompt it received."""
 
     column: gr.Column
     answer: gr.Textbox
     status: gr.Markdown
+    notes: gr.Markdown
+    details: gr.Accordion
+    prompt: gr.Textbox
 
     @property
-    def outputs(self) -> list[gr.components.Component | gr.Column]:
-        return [self.column, self.answer, self.status]
+    def outputs(self) -> list[Any]:
+        return [self.column, self.answer, self.status, self.notes, self.details, self.prompt]
+
+    def hidden(self) -> dict[Any, Any]:
+        return {
+            self.column: gr.Column(visible=False),
+            self.answer: gr.Textbox(value="", label="Answer"),
+            self.status: "",
+            self.notes: "",
+            self.details: gr.Accordion(visible=False),
+            self.prompt: "",
+        }
+
+    def show(self, view: ColumnView) -> dict[Any, Any]:
+        prompt = view.prompt
+        return {
+            self.column: gr.Column(visible=True),
+            self.answer: gr.Textbox(value=view.text, label=view.label),
+            self.status: view.status,
+            self.notes: view.notes,
+            self.details: gr.Accordion(visible=prompt is not None),
+            self.prompt: gr.Textbox(value=prompt.text, label=prompt.caption()) if prompt else "",
+        }
 
 
-def run_line(answers: dict[str, Answer], started: float) -> str:
-    """One line above the columns: what is happening now, then how long the whole comparison took."""
-    elapsed = time.perf_counter() - started
-    loading = [ident for ident, answer in answers.items() if answer.status == Status.LOADING]
-    if loading:
-        return f"Loading {literal_html(', '.join(loading))}… ({elapsed:.0f} s)"
-    if all(answer.finished for answer in answers.values()):
-        failed = sum(answer.status == Status.ERROR for answer in answers.values())
-        note = f", {failed} failed" if failed else ""
-        return f"Finished {len(answers)} answers in {elapsed:.1f} s{note}."
-    return f"Generating {len(answers)} answers… ({elapsed:.1f} s)"
+@dataclass
+class VoteArea:
+    """Below the columns: the comparison id the page votes with, the choices, the message and the downloads."""
 
+    comparison_id: gr.Textbox
+    panel: gr.Column
+    ballot_row: gr.Row
+    choice: gr.Radio
+    message: gr.Markdown
+    markdown_file: gr.DownloadButton
+    json_file: gr.DownloadButton
 
-def leaderboard_rows(votes: VoteStore) -> list[list[Any]]:
-    return [
-        [row.variant_id, row.wins, row.comparisons, f"{row.win_rate:.0%}", row.all_bad] for row in votes.leaderboard()
-    ]
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.comparison_id, self.panel, self.ballot_row, self.choice, self.message]
+
+    @property
+    def files(self) -> list[Any]:
+        return [self.markdown_file, self.json_file]
 
 
 class CompareTab:
-    """Builds the tab's widgets and holds the handlers that wire them to the studio."""
+    """Builds the tab's widgets and holds the handlers that wire them to the studio and the ballot box."""
 
     def __init__(self, studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter):
-        self.studio, self.votes, self.speeds, self.limiter = studio, votes, speeds, limiter
+        self.studio, self.speeds, self.limiter = studio, speeds, limiter
+        self.box = BallotBox.from_env(votes)
+        self.board = LeaderboardPanel(votes)
         self.cancels = CancelBoard()
+        self.public = public_deployment()
+        self.slots: list[Slot] = []
 
     def label(self, ident: str) -> str:
         """The registry's label, or the bare id of a variant the registry does not know."""
         return self.studio.variant(ident).label if self.studio.knows(ident) else ident
 
-    def slot_updates(self, variant_ids: list[str], answers: dict[str, Answer] | None = None) -> list[Any]:
-        """Show one column per selected variant (with its answer so far) and hide the rest."""
-        updates: list[Any] = []
-        for index in range(MAX_VARIANTS):
-            if index >= len(variant_ids):
-                updates += [gr.Column(visible=False), gr.Textbox(value="", label="Answer"), ""]
+    def preview(self, variant_ids: list[str] | None, blind: bool) -> dict[Any, Any]:
+        """Before a run: one empty column per selected variant, labelled as the run will label it."""
+        ids = list(dict.fromkeys(variant_ids or []))[:MAX_VARIANTS]
+        updates: dict[Any, Any] = {}
+        for index, slot in enumerate(self.slots):
+            if index >= len(ids):
+                updates.update(slot.hidden())
                 continue
-            ident = variant_ids[index]
-            answer = (answers or {}).get(ident)
-            updates += [
-                gr.Column(visible=True),
-                gr.Textbox(value=answer.text if answer else "", label=ident),
-                answer_status(answer) if answer else "Ready.",
-            ]
+            label = column_label(index) if self.public or blind else ids[index]
+            updates.update(slot.show(ColumnView(label, "", "Ready.")))
         return updates
+
+    def columns(self, ballot: Ballot, answers: dict[str, Answer]) -> dict[Any, Any]:
+        updates: dict[Any, Any] = {}
+        for index, slot in enumerate(self.slots):
+            if index < len(ballot.columns):
+                updates.update(slot.show(column_view(ballot, index, answers.get(ballot.columns[index]), self.label)))
+            else:
+                updates.update(slot.hidden())
+        return updates
+
+    def vote_area(self, ballot: Ballot, answers: dict[str, Answer], choices: list | None = None) -> dict[Any, Any]:
+        """The vote opens once every column has text (or all ended and one answered); it shows the vote after.
+
+        ``choices`` are sent only when they change (None: as they are) and never with a value, so that a
+        streamed update never clears what the visitor has just picked; no choices clear the pick too."""
+        area, open_ = self.area, bool(answers) and ready_to_vote(answers)
+        return {
+            area.comparison_id: ballot.id,
+            area.panel: gr.Column(visible=open_ or ballot.voted),
+            area.ballot_row: gr.Row(visible=open_ and not ballot.voted),
+            area.choice: gr.skip() if choices is None else gr.Radio(choices) if choices else gr.Radio([], value=None),
+            area.message: vote_message(ballot),
+        }
+
+    def exports(self, ballot: Ballot, comparison: Comparison | None, folder: str) -> dict[Any, Any]:
+        """The Markdown and JSON downloads, once the comparison has ended and may be named."""
+        if comparison is None or not ballot.finished or ballot.sealed:
+            return {button: gr.DownloadButton(visible=False) for button in self.area.files}
+        markdown, json_file = write_exports(comparison, Path(folder))
+        return {
+            self.area.markdown_file: gr.DownloadButton(value=str(markdown), visible=True),
+            self.area.json_file: gr.DownloadButton(value=str(json_file), visible=True),
+        }
 
     def choices(self) -> gr.Dropdown:
         """The picker's labels again, now with the speeds measured by the run that just ended."""
         return gr.Dropdown(choices=self.studio.choices(self.speeds))
+
+    def record(self, ballot: Ballot, parts: PromptParts, settings: GenerationSettings, answers: dict) -> Comparison:
+        """The comparison as shown: its columns in shown order, under the ballot's id."""
+        shown = {ident: answers[ident] for ident in ballot.columns if ident in answers}
+        labels = {ident: self.label(ident) for ident in shown}
+        return Comparison.from_answers(parts.question, parts.context, settings, shown, labels)
+
+    def notes(self, ballot: Ballot, parts: PromptParts, settings: GenerationSettings, answers: dict) -> None:
+        """Prompt views and adapter lines for the columns that answered, kept with the ballot for the reveal."""
+        texts = {ident: answer.text for ident, answer in answers.items() if answer.status == Status.DONE}
+        try:
+            ballot.details = column_notes(self.studio, texts, parts, settings)
+        except LoadError as error:  # a model released between its answer and its note: the note is left out
+            log.warning("Column notes left out: %s", error)
 
     def compare(
         self,
@@ -115,77 +207,96 @@ class CompareTab:
         question: str,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
+        blind: bool | None = False,
         **setting_values: float | None,
-    ) -> Iterator[list[Any]]:
-        """Stream every variant's answer into its column; finish with the vote choices and the exports."""
+    ) -> Iterator[dict[Any, Any]]:
+        """Stream every answer into its column; open the vote once every column has text; end with the exports.
+
+        ``blind`` (ignored on a public deployment, where every comparison is blind) and the generation settings
+        come as keyword inputs, after the settings in the API's order."""
         variant_ids = list(dict.fromkeys(variant_ids or []))
         if len(variant_ids) > MAX_VARIANTS:
             raise user_error(f"Pick at most {MAX_VARIANTS} variants; {len(variant_ids)} are selected.")
         admit(self.limiter, request)
-        question, context = plain_text(question), plain_text(context)
+        parts = PromptParts(plain_text(question), plain_text(context))
         settings = settings_from(setting_values)
         cancel = self.cancels.start(request.session_hash)
         started = time.perf_counter()
         try:
-            stream = self.studio.stream(variant_ids, question, context, settings, cancel)
+            stream = self.studio.stream(variant_ids, parts.question, parts.context, settings, cancel)
         except INPUT_ERRORS as error:
             self.cancels.finish(request.session_hash, cancel)
             raise user_error(error) from error
-        hidden = [None, gr.Radio(visible=False), gr.Column(visible=False), gr.skip(), gr.skip()]
+        ballot = self.box.issue(request.session_hash or "", variant_ids, blind=self.public or bool(blind))
+        ballot.on_vote = cancel.set
         answers: dict[str, Answer] = {}
+        offered: list | None = None  # the vote choices the page holds
+        hidden_files = {button: gr.skip() for button in self.area.files}
         try:
             for answers in throttled(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
                 if any(answer.status == Status.LOADING for answer in answers.values()):
                     progress(None, desc="Loading model")
-                yield [*self.slot_updates(variant_ids, answers), run_line(answers, started), *hidden]
+                if ready_to_vote(answers):
+                    self.box.show(ballot, self.record(ballot, parts, settings, answers), answers)
+                choices, offered = self.offer(ballot, answers, offered)
+                yield self.page(ballot, answers, started, choices) | hidden_files
         finally:
             self.cancels.finish(request.session_hash, cancel)
         self.speeds.record(answers.values())
-        labels = {ident: self.label(ident) for ident in variant_ids}
-        comparison = Comparison.from_answers(question, context, settings, answers, labels)
-        vote_choices = [*variant_ids, ("All bad", ALL_BAD)]
+        self.notes(ballot, parts, settings, answers)
+        ballot.finished = True
         # Gradio copies the files into its own cache (cleaned by the app's delete_cache) before the
         # generator resumes, so the originals can go with their temporary folder.
         with tempfile.TemporaryDirectory(prefix="medalpaca-export-") as folder:
-            markdown, json_file = write_exports(comparison, Path(folder))
-            yield [
-                *self.slot_updates(variant_ids, answers),
-                run_line(answers, started),
-                comparison,
-                gr.Radio(choices=vote_choices, value=None, visible=True),
-                gr.Column(visible=True),
-                gr.DownloadButton(value=str(markdown)),
-                gr.DownloadButton(value=str(json_file)),
-            ]
+            final = self.record(ballot, parts, settings, answers)
+            choices, _ = self.offer(ballot, answers, None)  # all of them, for a client that reads only the last update
+            yield self.page(ballot, answers, started, choices) | self.exports(ballot, final, folder)
 
-    def clear(self, variant_ids: list[str] | None) -> list[Any]:
-        """Empty the inputs and the answers; keep the selected variants' columns."""
-        return ["", "", *self.slot_updates(list(variant_ids or [])), "", None, gr.Column(visible=False)]
+    @staticmethod
+    def offer(ballot: Ballot, answers: dict[str, Answer], offered: list | None) -> tuple[list | None, list]:
+        """(choices to send or None when the page has them already, the choices the page then holds)."""
+        if ballot.voted:
+            return None, offered or []
+        choices = vote_choices(ballot, answers) if ready_to_vote(answers) else []
+        return (None if choices == offered else choices), choices
 
-    def stop(self, request: gr.Request) -> None:
-        self.cancels.stop(request.session_hash)
+    def page(self, ballot: Ballot, answers: dict[str, Answer], started: float, choices: list | None) -> dict[Any, Any]:
+        """Every column, the run line and the vote area for ``answers`` as ``ballot`` may show them."""
+        run = {self.run_status: run_line(ballot, answers, started)}
+        return {**self.columns(ballot, answers), **run, **self.vote_area(ballot, answers, choices)}
 
-    def vote(self, comparison: Comparison | None, winner: str | None) -> list[list[Any]]:
-        if comparison is None:
+    def vote(self, comparison_id: str | None, choice: str | None, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        """Take the vote of comparison ``comparison_id`` for column ``choice`` ("Model B", "tie", "all-bad"), then
+        show the names; any vote the ballot box refuses is a message and is stored nowhere."""
+        if not comparison_id:
             raise user_error("Run a comparison first, then vote for its best answer.")
-        if not winner:
-            raise user_error("Pick the best answer (or 'All bad') before voting.")
+        if not choice:
+            raise user_error("Pick the best answer (or 'Tie' or 'All bad') before voting.")
+        session = request.session_hash or ""
         try:
-            self.votes.record(comparison, winner)
+            ballot = self.box.vote(comparison_id, session, choice, client_address(request))
         except VoteError as error:
-            raise user_error(error) from error
+            raise user_error(error, title="Vote not taken") from error
         except VoteStorageError as error:
             raise user_error(error, title="Vote not saved") from error
         gr.Info("Vote saved. Thank you!")
-        return self.leaderboard()
+        with tempfile.TemporaryDirectory(prefix="medalpaca-export-") as folder:
+            revealed = {**self.columns(ballot, ballot.answers), **self.vote_area(ballot, ballot.answers)}
+            yield revealed | self.exports(ballot, ballot.comparison, folder)
 
-    def leaderboard(self) -> list[list[Any]]:
-        """The standings; a votes database that cannot be read gives an empty table and a notice, not a broken page."""
-        try:
-            return leaderboard_rows(self.votes)
-        except VoteStorageError as error:
-            gr.Warning(literal_html(str(error)))
-            return []
+    def clear(self, variant_ids: list[str] | None, blind: bool) -> dict[Any, Any]:
+        """Empty the inputs and the answers; keep the selected variants' columns."""
+        return {
+            self.context: "",
+            self.question: "",
+            **self.preview(variant_ids, blind),
+            self.run_status: "",
+            self.area.comparison_id: "",
+            self.area.panel: gr.Column(visible=False),
+        }
+
+    def stop(self, request: gr.Request) -> None:
+        self.cancels.stop(request.session_hash)
 
     def build(self) -> None:
         disclaimer()
@@ -199,9 +310,14 @@ class CompareTab:
             elem_id="compare-variants",
             info="Variants that share a base answer together in one batch. Slow or unavailable ones are marked.",
         )
+        if self.public:
+            gr.Markdown(PUBLIC_BLIND_NOTE, elem_classes="hint")
+        blind = gr.Checkbox(self.public, label=BLIND_LABEL, visible=not self.public, elem_id="compare-blind")
         with gr.Row(equal_height=True):
-            context = gr.Textbox(label="Context (optional)", lines=4, max_lines=12, scale=3, elem_id="compare-context")
-            question = gr.Textbox(
+            self.context = gr.Textbox(
+                label="Context (optional)", lines=4, max_lines=12, scale=3, elem_id="compare-context"
+            )
+            self.question = gr.Textbox(
                 label="Question",
                 lines=4,
                 max_lines=8,
@@ -213,61 +329,81 @@ class CompareTab:
             submit = gr.Button("Submit", variant="primary", scale=2, elem_id="compare-submit")
             stop = gr.Button("Stop", variant="stop", scale=1)
             clear = gr.Button("Clear", scale=1)
-        gr.Examples(EXAMPLES, [context, question], label="Examples from the seed report")
+        gr.Examples(EXAMPLES, [self.context, self.question], label="Examples from the seed report")
         controls = settings_accordion()
-        run_status = gr.Markdown("", elem_id="compare-run-status", elem_classes="run-status")
+        self.run_status = gr.Markdown("", elem_id="compare-run-status", elem_classes="run-status")
+        self.slots = self.build_slots(defaults)
+        self.area = self.build_vote_area()
+        self.board.build()
+        self.wire(variants, blind, submit, stop, clear, controls.inputs)
+
+    def build_slots(self, defaults: list[str]) -> list[Slot]:
         slots = []
         with gr.Row(equal_height=True):
             for index in range(MAX_VARIANTS):
+                label = column_label(index) if self.public else defaults[index] if index < len(defaults) else "Answer"
                 with gr.Column(visible=index < len(defaults), min_width=220, elem_classes="answer-column") as column:
                     answer = gr.Textbox(
-                        label=defaults[index] if index < len(defaults) else "Answer",
-                        lines=12,
-                        max_lines=12,
-                        interactive=False,
-                        buttons=["copy"],
-                        elem_classes="answer",
+                        label=label, lines=12, max_lines=12, interactive=False, buttons=["copy"], elem_classes="answer"
                     )
                     status = gr.Markdown("Ready.", elem_classes="answer-status")
-                slots.append(Slot(column, answer, status))
-        slot_outputs = [component for slot in slots for component in slot.outputs]
-        comparison = gr.State(None)
-        with gr.Column(visible=False, elem_classes="after-run") as after_run:
-            with gr.Row():
-                winner = gr.Radio([], label="Which answer is best?", scale=4)
+                    notes = gr.Markdown("", elem_classes="answer-notes")
+                    with gr.Accordion("Prompt this model received", open=False, visible=False) as details:
+                        prompt = gr.Textbox(label="Prompt", lines=6, max_lines=16, interactive=False)
+                slots.append(Slot(column, answer, status, notes, details, prompt))
+        return slots
+
+    def build_vote_area(self) -> VoteArea:
+        comparison_id = gr.Textbox(visible=False, label="Comparison id", elem_id="compare-id")
+        with gr.Column(visible=False, elem_classes="after-run") as panel:
+            message = gr.Markdown("", elem_id="compare-vote-message")
+            with gr.Row() as ballot_row:
+                choice = gr.Radio([], label="Best answer", scale=4, elem_id="compare-choice")
                 vote = gr.Button("Vote", variant="primary", scale=1, min_width=120, elem_id="compare-vote")
             with gr.Row():
-                markdown_file = gr.DownloadButton("Download Markdown", size="md")
-                json_file = gr.DownloadButton("Download JSON", size="md")
-        with gr.Accordion("Leaderboard: wins per variant", open=True):
-            leaderboard = gr.Dataframe(
-                value=self.leaderboard,
-                headers=LEADERBOARD_HEADERS,
-                interactive=False,
-                label="Votes of everyone using this app",
-            )
+                markdown_file = gr.DownloadButton("Download Markdown", size="md", visible=False)
+                json_file = gr.DownloadButton("Download JSON", size="md", visible=False)
+        self.vote_button = vote
+        return VoteArea(comparison_id, panel, ballot_row, choice, message, markdown_file, json_file)
 
-        variants.change(self.slot_updates, variants, slot_outputs, api_visibility="private", concurrency_limit=None)
+    def wire(self, variants, blind, submit, stop, clear, settings_inputs) -> None:
+        slot_outputs = [component for slot in self.slots for component in slot.outputs]
+        page_outputs = [*slot_outputs, self.run_status, *self.area.outputs, *self.area.files]
+        gr.on(
+            [variants.change, blind.change],
+            self.preview,
+            [variants, blind],
+            slot_outputs,
+            api_visibility="private",
+            concurrency_limit=None,
+        )
         run = gr.on(
-            [submit.click, question.submit],
+            [submit.click, self.question.submit],
             self.compare,
-            [variants, context, question],
-            [*slot_outputs, run_status, comparison, winner, after_run, markdown_file, json_file],
-            inputs_kwargs=controls.inputs,
+            [variants, self.context, self.question],
+            page_outputs,
+            inputs_kwargs={**settings_inputs, "blind": blind},
             api_name="compare",
-            show_progress_on=run_status,
+            show_progress_on=self.run_status,
             concurrency_id="generate",
         )
         run.then(self.choices, None, variants, api_visibility="private", concurrency_limit=None)
         stop.click(self.stop, None, None, api_name="stop", concurrency_limit=None)
         clear.click(
             self.clear,
-            variants,
-            [context, question, *slot_outputs, run_status, comparison, after_run],
+            [variants, blind],
+            [self.context, self.question, *slot_outputs, self.run_status, self.area.comparison_id, self.area.panel],
             api_visibility="private",
             concurrency_limit=None,
         )
-        vote.click(self.vote, [comparison, winner], leaderboard, api_name="vote", concurrency_limit=None)
+        voted = self.vote_button.click(
+            self.vote,
+            [self.area.comparison_id, self.area.choice],
+            page_outputs,
+            api_name="vote",
+            concurrency_limit=None,
+        )
+        voted.success(self.board.show, self.board.inputs, self.board.outputs, api_visibility="private")
 
 
 def build_compare_tab(studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter) -> CompareTab:

@@ -12,8 +12,8 @@ from gradio_client.exceptions import AppError
 
 from medalpaca_core.prompts import MAX_QUESTION_CHARS
 from medalpaca_core.selection import default_variants
-from medalpaca_core.votes import ALL_BAD, VOTES_FILE
-from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare
+from medalpaca_core.votes import ALL_BAD, TIE, VOTES_FILE
+from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare, vote
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app and default_app fixtures
 
@@ -83,23 +83,25 @@ def test_chat_turns_keep_history(client):
 
 def test_vote_lands_in_sqlite_and_the_leaderboard(tiny_app, client):
     _, result = compare(client, TRIO)
-    assert [choice[1] for choice in result["vote"]["choices"]] == [*TRIO, ALL_BAD]
-    board = client.predict("tiny-lora-0", api_name="/vote")
-    rows = {row[0]: row for row in board["data"]}
-    assert rows["tiny-lora-0"][1] >= 1 and set(TRIO) <= set(rows)
+    assert [choice[1] for choice in result["vote"]["choices"]] == [*TRIO, TIE, ALL_BAD]
+    assert vote(client, result["id"], "tiny-lora-0")["message"].startswith("Your vote with the names shown")
+    notes, table, _ = client.predict("unblinded", api_name="/leaderboard")
+    rows = {row[0]: row for row in table["data"]}
+    assert set(TRIO) <= set(rows) and "votes cast with the names shown" in notes
     database = tiny_app[1] / "data" / VOTES_FILE
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        stored = connection.execute("SELECT winner, question, context, variant_ids, answers, settings FROM votes")
-        stored = [row for row in stored if row[0] == "tiny-lora-0"]
-    _, question, context, variant_ids, answers, settings = stored[-1]
-    assert (question, context, json.loads(variant_ids)) == (QUESTION, CONTEXT, TRIO)
+        fields = "winner, question, context, variant_ids, answers, settings, blind"
+        query = f"SELECT {fields} FROM votes WHERE comparison_id = ?"
+        stored = connection.execute(query, (result["id"],)).fetchall()
+    [(winner, question, context, variant_ids, answers, settings, blind)] = stored
+    assert (winner, question, context, json.loads(variant_ids), blind) == ("tiny-lora-0", QUESTION, CONTEXT, TRIO, 0)
     assert {a["variant_id"]: a["text"] for a in json.loads(answers)} == {
         ident: text for ident, (text, _) in result["answers"].items()
     }
     assert json.loads(settings)["max_new_tokens"] == 16
     with pytest.raises(AppError, match="already has a vote"):  # a comparison counts once
-        client.predict(ALL_BAD, api_name="/vote")
+        vote(client, result["id"], ALL_BAD)
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT COUNT(*) FROM votes WHERE winner = ?", (ALL_BAD,)).fetchone()[0] == 0
 
@@ -144,7 +146,7 @@ def test_settings_out_of_range_are_reported(client):
 
 def test_vote_without_a_comparison_is_reported(client):
     with pytest.raises(AppError, match="Run a comparison first"):
-        client.predict(None, api_name="/vote")
+        vote(client, None, None)
 
 
 def test_failing_variants_report_in_their_column_and_the_rest_answer(client):

@@ -68,9 +68,17 @@ settings_fields = [
 texts = st.text(max_size=60) | big_texts
 # Values each endpoint's page would send (cheap ones: the echo variant, one question of the sample exam).
 VALID = {
-    "compare": [st.sampled_from([[ECHO], ["offline-hub"], [ECHO, "offline-hub"]]), texts, texts, *settings_fields],
+    "compare": [
+        st.sampled_from([[ECHO], ["offline-hub"], [ECHO, "offline-hub"]]),
+        texts,
+        texts,
+        *settings_fields,
+        st.booleans(),
+    ],
     "chat": [st.sampled_from([ECHO, "offline-hub"]), texts, st.none(), *settings_fields],
-    "vote": [st.none(), st.sampled_from([ECHO, "All bad", "tiny-lora-0"])],
+    "vote": [st.none() | st.text(max_size=40), st.sampled_from(["Model A", "tie", "all-bad", ECHO, "tiny-lora-0"])],
+    "leaderboard": [st.sampled_from(["blind", "unblinded"])],
+    "export_votes": [],
     "evaluate": [st.just([ECHO]), st.just("sample"), st.none(), st.just("loglik"), st.just(1)],
     "stop": [],
     "stop_chat": [],

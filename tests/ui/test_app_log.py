@@ -92,9 +92,9 @@ def run_raw(url: str, api_name: str, data: list) -> dict:
 def test_one_input_too_few_with_a_1mb_question_is_not_logged(tiny_app, log):
     url, _ = tiny_app
     question = "q" * MB
-    refused = run_raw(url, "compare", [[ECHO], "", question, 0, 1, 0, 16])  # the seed is missing
+    refused = run_raw(url, "compare", [[ECHO], "", question, 0, 1, 0, 16, None])  # the blind flag is missing
     assert not refused["success"]
-    assert "takes 8 input values; 7 were sent" in refused["output"]["error"]
+    assert "takes 9 input values; 8 were sent" in refused["output"]["error"]
     logged = log.take()
     assert len(logged.encode()) < SMALL_LOG and "qqqq" not in logged, logged[:1000]
 
@@ -102,7 +102,7 @@ def test_one_input_too_few_with_a_1mb_question_is_not_logged(tiny_app, log):
 def test_an_unknown_1mb_variant_id_is_echoed_nowhere(tiny_app, log):
     url, _ = tiny_app
     ident = "v" * MB
-    refused = run_raw(url, "compare", [[ident], "", "What is asthma?", 0, 1, 0, 16, None])
+    refused = run_raw(url, "compare", [[ident], "", "What is asthma?", 0, 1, 0, 16, None, False])
     message = refused["output"]["error"]
     assert not refused["success"] and "not in the list of choices" in message and len(message) < 400, message[:1000]
     logged = log.take()
@@ -130,7 +130,7 @@ def test_no_log_record_exceeds_a_fixed_size():
 
 # --- 6. typed validation at the API boundary -----------------------------------------------------------
 
-COMPARE = {"variant_ids": [ECHO], "context": "", "question": "What is asthma?", **SHORT}
+COMPARE = {"variant_ids": [ECHO], "context": "", "question": "What is asthma?", **SHORT, "blind": False}
 CHAT = {"variant_id": ECHO, "message": "Hello", "history": None, **SHORT}
 EVALUATE = {"variant_ids": [ECHO], "source": "sample", "files": None, "mode": "loglik", "limit": 1}
 
@@ -152,7 +152,7 @@ EVALUATE = {"variant_ids": [ECHO], "source": "sample", "files": None, "mode": "l
         ("evaluate", EVALUATE, {"limit": float("nan")}, "limit must be a finite number, not nan"),
         ("evaluate", EVALUATE, {"limit": 2.5}, "limit must be a whole number, not 2.5"),
         ("evaluate", EVALUATE, {"files": "step1.json"}, "files must be a list of uploaded files"),
-        ("vote", {"comparison": None, "winner": None}, {"winner": ["a"]}, "winner must be text, not a list"),
+        ("vote", {"comparison_id": None, "choice": None}, {"choice": ["a"]}, "choice must be text, not a list"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_refused_naming_its_field(tiny_app, log, api_name, inputs, field, message):

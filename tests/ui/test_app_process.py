@@ -26,7 +26,7 @@ from medalpaca_core.export import Comparison
 from medalpaca_core.generation import PRESETS, Answer
 from medalpaca_core.paths import PROJECT_ROOT
 from medalpaca_core.votes import ALL_BAD, VOTES_FILE, VoteStorageError, VoteStore
-from tests.app_server import ECHO, compare, free_port
+from tests.app_server import ECHO, compare, free_port, vote
 
 SECRET_TOKEN = "hf_reliabilityTestSecretToken0123456789"
 PRIVATE_QUESTION = "My neighbour Jane Doe, born 1970-01-02, has chest pain"
@@ -73,16 +73,17 @@ def test_votes_survive_kill_9_and_the_log_keeps_no_secret(tmp_path, tiny_dir, ti
     with app_process(tiny_dir, tiny_adapters, home, default_model_dir, log) as (server, url):
         client = Client(url, verbose=False)
         for n, winner in enumerate(winners):
-            compare(client, [ECHO, "tiny-lora-0"], f"{PRIVATE_QUESTION} ({n})")
-            client.predict(winner, api_name="/vote")
+            _, result = compare(client, [ECHO, "tiny-lora-0"], f"{PRIVATE_QUESTION} ({n})")
+            vote(client, result["id"], winner)
         server.send_signal(signal.SIGKILL)  # right after the last vote was acknowledged
         assert server.wait(timeout=30) == -signal.SIGKILL
     with app_process(tiny_dir, tiny_adapters, home, default_model_dir, log) as (_, url):
         client = Client(url, verbose=False)
-        compare(client, [ECHO], PRIVATE_QUESTION)
-        board = client.predict(ECHO, api_name="/vote")  # the leaderboard after the fourth vote
-    rows = {row[0]: row[1:3] + row[4:] for row in board["data"]}  # wins, comparisons, all bad
-    assert rows == {ECHO: [2, 4, 1], "tiny-lora-0": [1, 3, 1]}, board
+        _, result = compare(client, [ECHO], PRIVATE_QUESTION)
+        vote(client, result["id"], ECHO)
+        _, board, _ = client.predict("unblinded", api_name="/leaderboard")  # after the fourth vote
+    rows = {row[0]: row[3] for row in board["data"]}  # the votes that showed each variant
+    assert rows == {ECHO: "4", "tiny-lora-0": "3"}, board
     with sqlite3.connect(home / "data" / VOTES_FILE) as database:
         assert database.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert database.execute("SELECT COUNT(*) FROM votes").fetchone()[0] == 4

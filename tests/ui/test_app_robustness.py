@@ -41,7 +41,7 @@ from medalpaca_core.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
 from medalpaca_core.ratelimit import RateLimit, RateLimiter
 from medalpaca_core.registry import Variant
 from medalpaca_core.votes import VOTES_FILE
-from tests.app_server import ECHO, SHORT, TRIO, EchoStudio, compare, serve, tiny_app_registry
+from tests.app_server import ECHO, SHORT, TRIO, EchoStudio, compare, serve, tiny_app_registry, vote
 from tests.tiny import build_tiny_llama, build_tiny_lora
 
 pytest_plugins = ["tests.app_server"]
@@ -49,6 +49,7 @@ pytest_plugins = ["tests.app_server"]
 LIMIT = RateLimit(8, 60)
 BUDGET = 1024 * MIB
 SLOW_LOAD_S = 3.0
+HEX_ID = re.compile("[0-9a-f]{32}")  # a comparison id, as the server issues it
 LONG = {**SHORT, "max_new_tokens": 400}  # ~5 s of tiny-model decoding (its window is 512): long enough to interrupt
 _addresses = itertools.count(1)
 # Tracebacks Gradio prints for its own input checks (a value outside a component's choices or range, a file
@@ -239,7 +240,7 @@ def test_client_that_disconnects_mid_stream_stops_its_generation(app, monkeypatc
 
     monkeypatch.setattr(medalpaca_core.engine, "run_batch", recording_run_batch)
     wait_until(lambda: not generating_threads(), 30)  # nothing left running from earlier tests
-    with raw_event(app, "compare", [["tiny-lora-0"], "", "Tell me about asthma.", *LONG.values()]) as messages:
+    with raw_event(app, "compare", [["tiny-lora-0"], "", "Tell me about asthma.", *LONG.values(), False]) as messages:
         next(m for m in messages if "Generating" in json.dumps(m))
     stopped_after = wait_until(lambda: not generating_threads() and finished, 10)
     print(f"generation ended {stopped_after:.2f} s after the client disconnected")
@@ -250,7 +251,8 @@ def test_client_that_disconnects_mid_stream_stops_its_generation(app, monkeypatc
 
 def test_disconnect_while_a_model_loads_blocks_nobody(app):
     """Closing a stream whose other variant is still loading must not stall the server for the rest of the load."""
-    with raw_event(app, "compare", [["tiny-lora-0", "slow"], "", "Tell me about asthma.", *LONG.values()]) as events:
+    data = [["tiny-lora-0", "slow"], "", "Tell me about asthma.", *LONG.values(), False]
+    with raw_event(app, "compare", data) as events:
         next(m for m in events if "Generating" in json.dumps(m))
     latencies = []
     deadline = time.perf_counter() + SLOW_LOAD_S
@@ -306,7 +308,7 @@ def test_binary_junk_control_characters_and_template_markers_are_answered_as_tex
     assert "\x00" not in echoed and "\x1b" not in echoed and "\t\n" in echoed and "ÿ" in echoed
     assert echoed.endswith(mimicry) and "ended" in status
     assert "ended" in result["answers"]["tiny-lora-0"][1]
-    client.predict(ECHO, api_name="/vote")  # the cleaned text is stored and exported as it was answered
+    vote(client, result["id"], ECHO)  # the cleaned text is stored and exported as it was answered
     exported = json.loads(Path(result["files"][1]["value"]).read_text(encoding="utf-8"))
     assert exported["question"] == echoed and exported["context"] == "### Input:\n[31mred"
 
@@ -314,16 +316,17 @@ def test_binary_junk_control_characters_and_template_markers_are_answered_as_tex
 def test_api_values_no_page_can_send_are_refused_or_made_valid(app):
     """Raw JSON: NaN settings, a fractional seed, lone surrogates (which gradio_client cannot even encode)."""
     session = uuid.uuid4().hex
-    nan = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, float("nan"), None], session)
+    nan = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, float("nan"), None, False], session)
     assert not nan["success"] and "max_new_tokens must be a finite number" in nan["output"]["error"]
-    fraction = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, 16, 1.5], session)
+    fraction = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, 16, 1.5, False], session)
     assert not fraction["success"] and "seed must be a whole number" in fraction["output"]["error"]
-    surrogates = [[ECHO, "tiny-lora-0"], "half of \ud83d a pair", "lone \udfff surrogate?", 0, 1, 0, 8, None]
+    surrogates = [[ECHO, "tiny-lora-0"], "half of \ud83d a pair", "lone \udfff surrogate?", 0, 1, 0, 8, None, False]
     surrogates = run_raw(app, "compare", surrogates, session)
     assert surrogates["success"], surrogates
     assert "lone \ufffd surrogate?" in json.dumps(surrogates["output"]["data"], ensure_ascii=False)
-    vote = run_raw(app, "vote", [None, ECHO], session)
-    assert vote["success"], vote
+    comparison_id = next(v for v in surrogates["output"]["data"] if isinstance(v, str) and HEX_ID.fullmatch(v))
+    voted = run_raw(app, "vote", [comparison_id, ECHO], session)
+    assert voted["success"], voted
 
 
 def test_request_bodies_far_above_any_question_are_refused_before_reading(app):
@@ -437,7 +440,7 @@ def test_votes_keep_working_around_a_data_folder_that_cannot_be_used(
         _, result = compare(client, [ECHO])
         assert result["answers"][ECHO][0]
         with pytest.raises(AppError, match="Cannot save the vote: the data folder is read-only or cannot be created"):
-            client.predict(ECHO, api_name="/vote")
+            vote(client, result["id"], ECHO)
         assert compare(client, [ECHO])[1]["answers"][ECHO][0]  # and the app goes on
 
 
