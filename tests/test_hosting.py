@@ -28,7 +28,7 @@ from medalpaca_core.hosting import (
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.ratelimit import RateLimit, RateLimiter
 from medalpaca_core.votes import VOTES_FILE
-from tests.app_server import ECHO, EchoStudio, compare, serve, tiny_app_registry
+from tests.app_server import ECHO, EchoStudio, compare, serve, tiny_app_registry, vote
 
 pytest_plugins = ["tests.app_server"]
 
@@ -146,16 +146,17 @@ def test_as_a_space_votes_persist_across_a_restart_and_forwarded_visitors_have_t
         assert [use_allowance(visitor(url, address)) for address in ("198.51.100.1", "198.51.100.2")] == [2, 2]
         voter = visitor(url, "198.51.100.3")
         for n in range(ALLOWANCE):
-            compare(voter, [ECHO], question=f"Question {n}?")
-            voter.predict(ECHO, api_name="/vote")
+            _, result = compare(voter, [ECHO], question=f"Question {n}?")
+            vote(voter, result["id"], "Model A")  # a Space compares blind
         assert "no persistent storage" not in httpx.get(f"{url}/config").text
     with sqlite3.connect(votes_file) as connection:
         assert connection.execute("SELECT COUNT(*) FROM votes").fetchone()[0] == ALLOWANCE
     with serve(tiny_studio, None, default_model_dir, limiter=RateLimiter(None)) as url:  # the Space restarted
         voter = visitor(url, "198.51.100.3")
-        compare(voter, [ECHO], question="After the restart?")
-        board = voter.predict(ECHO, api_name="/vote")
-    assert board["data"][0][:2] == [ECHO, ALLOWANCE + 1], board  # the votes before the restart: 0 lost
+        _, result = compare(voter, [ECHO], question="After the restart?")
+        vote(voter, result["id"], "Model A")
+    with sqlite3.connect(votes_file) as connection:  # the votes before the restart: 0 lost
+        assert connection.execute("SELECT COUNT(*) FROM votes WHERE blind = 1").fetchone()[0] == ALLOWANCE + 1
 
 
 def test_without_persistent_storage_the_page_says_so(space, monkeypatch, tmp_path, tiny_studio, default_model_dir):
