@@ -40,12 +40,13 @@ def test_default_selection_is_three_variants_batched_together(tiny_app):
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "own"), [("/compare", ["variant_ids", "context", "question"]), ("/chat", ["variant_id", "message"])]
+    ("endpoint", "own", "after"),
+    [("/compare", ["variant_ids", "context", "question"], ["blind"]), ("/chat", ["variant_id", "message"], [])],
 )
-def test_settings_are_named_parameters_after_the_endpoints_own(tiny_app, endpoint, own):
+def test_settings_are_named_parameters_after_the_endpoints_own(tiny_app, endpoint, own, after):
     info = Client(tiny_app[0], verbose=False).view_api(return_format="dict", print_info=False)
     names = [parameter["parameter_name"] for parameter in info["named_endpoints"][endpoint]["parameters"]]
-    assert names == [*own, "temperature", "top_p", "top_k", "max_new_tokens", "seed"]
+    assert names == [*own, "temperature", "top_p", "top_k", "max_new_tokens", "seed", *after]
 
 
 def test_long_context_shows_truncation_notice(client):
