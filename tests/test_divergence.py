@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from medalpaca_core.columns import adapter_lines, prompt_view
+from medalpaca_core.columns import adapter_lines, column_notes, prompt_view
 from medalpaca_core.divergence import IDENTICAL, base_of, departure, departures
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation import GenerationSettings
@@ -76,3 +76,7 @@ def test_column_views_on_the_tiny_studio(tiny_registry):
     assert set(lines) == {"tiny-lora-0", "tiny-lora-1"}
     assert lines["tiny-lora-1"].startswith("Identical to the base")
     assert lines["tiny-lora-0"].startswith(("Departs from the base", "Identical to the base"))
+    notes = column_notes(studio, {**texts, "tiny-int8": "x"}, PromptParts("What is asthma?"), settings)
+    assert notes["tiny-lora-0"].change == lines["tiny-lora-0"] and notes["tiny"].change == ""
+    assert notes["tiny"].prompt.tokens == notes["tiny-lora-0"].prompt.tokens > 10
+    assert notes["tiny-int8"].prompt is None, "a note loads nothing: the int8 base was never loaded here"
