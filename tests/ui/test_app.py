@@ -88,7 +88,7 @@ def test_vote_lands_in_sqlite_and_the_leaderboard(tiny_app, client):
     assert vote(client, result["id"], "tiny-lora-0")["message"].startswith("Your vote with the names shown")
     notes, table, _ = client.predict("unblinded", api_name="/leaderboard")
     rows = {row[0]: row for row in table["data"]}
-    assert set(TRIO) <= set(rows) and "votes cast with the names shown" in notes
+    assert set(TRIO) <= set(rows) and "1 vote cast with the names shown" in notes
     database = tiny_app[1] / "data" / VOTES_FILE
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
