@@ -37,7 +37,6 @@ from medalpaca_core.votes import VoteError, VoteStorageError, VoteStore
 
 from .ballot_view import ColumnView, column_view, run_line, vote_choices, vote_message
 from .common import (
-    INPUT_ERRORS,
     CancelBoard,
     admit,
     client_address,
@@ -45,6 +44,7 @@ from .common import (
     plain_text,
     settings_accordion,
     settings_from,
+    shown_as_message,
     throttled,
     user_error,
 )
@@ -220,19 +220,15 @@ class CompareTab:
         admit(self.limiter, request)
         parts = PromptParts(plain_text(question), plain_text(context))
         settings = settings_from(setting_values)
-        cancel = self.cancels.start(request.session_hash)
         started = time.perf_counter()
-        try:
-            stream = self.studio.stream(variant_ids, parts.question, parts.context, settings, cancel)
-        except INPUT_ERRORS as error:
-            self.cancels.finish(request.session_hash, cancel)
-            raise user_error(error) from error
-        ballot = self.box.issue(request.session_hash or "", variant_ids, blind=self.public or bool(blind))
-        ballot.on_vote = cancel.set
         answers: dict[str, Answer] = {}
         offered: list | None = None  # the vote choices the page holds
         hidden_files = {button: gr.skip() for button in self.area.files}
-        try:
+        with self.cancels.running(request.session_hash) as cancel:
+            with shown_as_message():
+                stream = self.studio.stream(variant_ids, parts.question, parts.context, settings, cancel)
+            ballot = self.box.issue(request.session_hash or "", variant_ids, blind=self.public or bool(blind))
+            ballot.on_vote = cancel.set
             for answers in throttled(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
                 if any(answer.status == Status.LOADING for answer in answers.values()):
                     progress(None, desc="Loading model")
@@ -240,8 +236,6 @@ class CompareTab:
                     self.box.show(ballot, self.record(ballot, parts, settings, answers), answers)
                 choices, offered = self.offer(ballot, answers, offered)
                 yield self.page(ballot, answers, started, choices) | hidden_files
-        finally:
-            self.cancels.finish(request.session_hash, cancel)
         self.speeds.record(answers.values())
         self.notes(ballot, parts, settings, answers)
         ballot.finished = True
