@@ -18,7 +18,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +190,7 @@ class CompareTab:
         """The comparison as shown: its columns in shown order, under the ballot's id."""
         shown = {ident: answers[ident] for ident in ballot.columns if ident in answers}
         labels = {ident: self.label(ident) for ident in shown}
-        return Comparison.from_answers(parts.question, parts.context, settings, shown, labels)
+        return replace(Comparison.from_answers(parts.question, parts.context, settings, shown, labels), id=ballot.id)
 
     def notes(self, ballot: Ballot, parts: PromptParts, settings: GenerationSettings, answers: dict) -> None:
         """Prompt views and adapter lines for the columns that answered, kept with the ballot for the reveal."""

@@ -111,6 +111,7 @@ def test_exports_describe_the_comparison(client):
     _, result = compare(client, TRIO)
     markdown, json_file = (Path(update["value"]) for update in result["files"])
     report = json.loads(json_file.read_text())
+    assert report["id"] == result["id"], "the export names the comparison as a vote on it does"
     assert report["question"] == QUESTION and [a["variant_id"] for a in report["answers"]] == TRIO
     assert all(a["stats"]["new_tokens"] > 0 for a in report["answers"])
     text = markdown.read_text()
