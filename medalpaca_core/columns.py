@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .divergence import base_of, departures
 from .engine import Studio
 from .generation import GenerationSettings
+from .loader import LoadedModel
 from .prompts import PromptParts, fit_prompt
 from .registry import Variant
 
@@ -31,10 +32,16 @@ class PromptView:
         return f"{self.tokens:,} prompt tokens, {cut}"
 
 
+def model_of(studio: Studio, variant: Variant) -> LoadedModel:
+    """The base ``variant`` runs on: read without taking its lock when it is loaded (a note only tokenizes, and
+    is made while other comparisons may be generating on that base, holding the lock for seconds), else loaded."""
+    return studio.loaded_base(variant) or studio.acquire(variant)[0]
+
+
 def prompt_view(studio: Studio, variant_id: str, parts: PromptParts, settings: GenerationSettings) -> PromptView:
     """The prompt ``variant_id`` gets for ``parts``, fitted as generation fits it."""
     variant = studio.variant(variant_id)
-    loaded, _ = studio.acquire(variant)
+    loaded = model_of(studio, variant)
     ids, truncated = fit_prompt(
         variant.template, parts, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
     )
@@ -47,7 +54,7 @@ def adapter_lines(studio: Studio, texts: dict[str, str]) -> dict[str, str]:
     pairs = base_of(shown, shown)
     lines: dict[str, str] = {}
     for base in set(pairs.values()):
-        loaded, _ = studio.acquire(studio.variant(base))
+        loaded = model_of(studio, studio.variant(base))
         mine = {adapter: b for adapter, b in pairs.items() if b == base}
         lines.update({ident: change.line() for ident, change in departures(texts, mine, loaded.tokenizer).items()})
     return lines
