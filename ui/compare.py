@@ -128,9 +128,9 @@ class CompareTab:
     def __init__(self, studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter):
         self.studio, self.speeds, self.limiter = studio, speeds, limiter
         self.box = BallotBox.from_env(votes)
-        self.board = LeaderboardPanel(votes)
         self.cancels = CancelBoard()
         self.public = public_deployment()
+        self.board = LeaderboardPanel(votes, exportable=not self.public)
         self.slots: list[Slot] = []
 
     def label(self, ident: str) -> str:

@@ -45,8 +45,10 @@ def summary(count: int, kind: str, notes: list[str]) -> str:
 class LeaderboardPanel:
     """The leaderboard's widgets and handlers, on the app's votes database."""
 
-    def __init__(self, votes: VoteStore):
-        self.votes = votes
+    def __init__(self, votes: VoteStore, exportable: bool = True):
+        """``exportable``: whether visitors may download every vote. Not on a public deployment: votes hold
+        what other visitors asked, and its operator exports them with ``python -m medalpaca_core export-votes``."""
+        self.votes, self.exportable = votes, exportable
 
     def show(self, kind: str | None) -> dict[Any, Any]:
         """Table, chart and summary for the blind votes (``kind`` "blind") or the others ("unblinded")."""
@@ -90,9 +92,13 @@ class LeaderboardPanel:
             self.notes = gr.Markdown("", elem_id="leaderboard-notes")
             self.table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="leaderboard-table", label="Ratings")
             self.chart = gr.Plot(label="Ratings with their 95% intervals", elem_id="leaderboard-chart")
-            with gr.Row():
-                export = gr.Button("Export every vote (JSON Lines)", size="md", elem_id="leaderboard-export")
-                self.export_note = gr.Markdown("")
-            self.file = gr.File(label="votes.jsonl", visible=False, interactive=False)
+            if self.exportable:
+                self.build_export()
         gr.on(None, self.show, self.inputs, self.outputs, api_name="leaderboard", concurrency_limit=None)
+
+    def build_export(self) -> None:
+        with gr.Row():
+            export = gr.Button("Export every vote (JSON Lines)", size="md", elem_id="leaderboard-export")
+            self.export_note = gr.Markdown("")
+        self.file = gr.File(label="votes.jsonl", visible=False, interactive=False)
         export.click(self.export, None, [self.file, self.export_note], api_name="export_votes", concurrency_limit=None)

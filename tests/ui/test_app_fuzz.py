@@ -78,7 +78,7 @@ VALID = {
     "chat": [st.sampled_from([ECHO, "offline-hub"]), texts, st.none(), *settings_fields],
     "vote": [st.none() | st.text(max_size=40), st.sampled_from(["Model A", "tie", "all-bad", ECHO, "tiny-lora-0"])],
     "leaderboard": [st.sampled_from(["blind", "unblinded"])],
-    "export_votes": [],
+    "export_votes": [],  # the local app's (a public one has none)
     "evaluate": [st.just([ECHO]), st.just("sample"), st.none(), st.just("loglik"), st.just(1)],
     "stop": [],
     "stop_chat": [],

@@ -78,6 +78,11 @@ def test_nothing_compare_streams_names_a_variant_before_the_vote(public_app):
     )
 
 
+def test_a_public_deployment_offers_no_export_of_other_visitors_votes(public_app):
+    endpoints = Client(public_app[0], verbose=False).view_api(return_format="dict", print_info=False)
+    assert "/leaderboard" in endpoints["named_endpoints"] and "/export_votes" not in endpoints["named_endpoints"]
+
+
 def test_a_vote_names_its_comparison_and_a_column_and_is_stored_blind(public_app):
     url, home = public_app
     client = Client(url, verbose=False)
