@@ -364,7 +364,7 @@ class Anchor:
     ttft_s: float
 
     def ratio(self, tokens_per_s: float) -> str:
-        return f"{tokens_per_s / self.tokens_per_s:.2f}x llama.cpp"
+        return f"{tokens_per_s / self.tokens_per_s:.2f}x llama.cpp ({self.tokens_per_s:.1f} tok/s in this run)"
 
 
 def _llama_cpp_child(repeats: int, queue: multiprocessing.Queue) -> None:
