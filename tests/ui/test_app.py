@@ -178,3 +178,20 @@ def test_default_comparison_on_the_real_default_model(default_app):
     _, result = compare(Client(url, verbose=False), defaults, max_new_tokens=24)
     assert set(result["answers"]) == set(defaults)
     assert all(text.strip() for text, _ in result["answers"].values()), result["answers"]
+
+
+def test_the_served_queue_polls_gently():
+    """Gradio's queue polls every 1 ms unless told otherwise; launch() slows it so generation keeps the GIL."""
+    import gradio as gr
+
+    from app import PROGRESS_POLL_S, QUEUE_POLL_S, launch
+    from tests.app_server import free_port
+
+    with gr.Blocks() as demo:
+        gr.Markdown("polling")
+    launch(demo, server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        assert demo._queue.sleep_when_free >= QUEUE_POLL_S >= 0.01
+        assert demo._queue.progress_update_sleep_when_free >= PROGRESS_POLL_S
+    finally:
+        demo.close()
