@@ -380,6 +380,7 @@ def _llama_cpp_child(repeats: int, queue: multiprocessing.Queue) -> None:
     no_end = {llm.token_eos(): -1e9}  # exactly NEW_TOKENS, as ``min_new_tokens`` does for the torch rows
     speeds, ttfts = [], []
     for _ in range(repeats + 1):
+        llm.reset()  # forget the last run's tokens: llama-cpp-python would reuse the prompt's cache (no prefill)
         started = time.perf_counter()
         first, count = None, 0
         for _ in llm(prompt, max_tokens=NEW_TOKENS, temperature=0.0, logit_bias=no_end, stream=True):
