@@ -9,12 +9,14 @@ loading the models, the following ones do not.
 
 from __future__ import annotations
 
+import re
 import socket
 import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,6 +45,24 @@ class Run:
     statuses: list[str]
 
 
+STATS = re.compile(r"\d+ tokens · [\d.]+ tok/s")  # a finished answer's stats line (Stats.summary)
+
+
+def answers(outputs: list[Any], variants: list[str]) -> list[dict[str, Any]]:
+    """Compare's answer boxes among its outputs: the updates labelled with a variant id (columns not blind)."""
+    return [out for out in outputs if isinstance(out, dict) and out.get("label") in variants]
+
+
+def statuses(outputs: list[Any], variants: list[str]) -> list[str]:
+    """'variant: stats line' per column: its answer box and the first stats line after it, wherever they sit."""
+    lines = []
+    for position, out in enumerate(outputs):
+        if isinstance(out, dict) and out.get("label") in variants:
+            after = (o for o in outputs[position + 1 :] if isinstance(o, str) and STATS.search(o))
+            lines.append(f"{out['label']}: {next(after, 'no stats')}")
+    return lines
+
+
 def measure(runs: int, max_new_tokens: int) -> tuple[list[str], list[Run]]:
     """The default variants, and ``runs`` comparisons of them through the served app (the first loads them)."""
     studio = Studio()
@@ -57,11 +77,11 @@ def measure(runs: int, max_new_tokens: int) -> tuple[list[str], list[Run]]:
             job = client.submit(
                 variants, DIABETES_CONTEXT, QUESTION, 0, 1, 0, max_new_tokens, None, api_name="/compare"
             )
-            first = next(time.perf_counter() - started for out in job if any(o["value"] for o in out[0:8:2]))
+            texts = (out for out in job if any(answer["value"] for answer in answers(out, variants)))
+            first = next(time.perf_counter() - started for _ in texts)
             outputs = job.result()
             total = time.perf_counter() - started
-            columns = zip(outputs[0 : 2 * len(variants) : 2], outputs[1 : 2 * len(variants) : 2], strict=True)
-            results.append(Run(first, total, [f"{column['label']}: {status}" for column, status in columns]))
+            results.append(Run(first, total, statuses(outputs, variants)))
     finally:
         demo.close()
     return variants, results

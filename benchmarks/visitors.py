@@ -30,6 +30,7 @@ from ui.compare import DIABETES_CONTEXT
 QUESTION = "What are the symptoms of diabetes?"
 MAX_NEW_TOKENS = 128
 COMMAND = "python -m benchmarks.visitors"
+STATS = re.compile(r"(\d+) tokens · ([\d.]+) tok/s")  # a finished answer's stats line (Stats.summary)
 SCENARIOS = {  # label -> the variant each visitor asks
     "1 visitor": ["smol-base"],
     "2 visitors, one base": ["smol-base", "smol-base"],
@@ -54,9 +55,11 @@ def ask(client: Client, variant: str, start: threading.Barrier) -> Visit:
     start.wait()
     started = time.perf_counter()
     job = client.submit([variant], DIABETES_CONTEXT, QUESTION, 0, 1, 0, MAX_NEW_TOKENS, None, api_name="/compare")
-    status = job.result(timeout=600)[1]
+    outputs = job.result(timeout=600)
     seconds = time.perf_counter() - started
-    tokens, rate = re.search(r"(\d+) tokens · ([\d.]+) tok/s", status).groups()
+    # the column's status line, wherever Compare puts it among its outputs
+    found = next(match for output in outputs if isinstance(output, str) and (match := STATS.search(output)))
+    tokens, rate = found.groups()
     return Visit(seconds, int(tokens), float(rate))
 
 
