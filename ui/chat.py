@@ -88,15 +88,18 @@ class ChatTab:
         message: str,
         history: History | None,
         request: gr.Request,
+        seed: float | None = None,
         **setting_values: float | None,
     ) -> Iterator[dict[gr.components.Component, Any]]:
-        """Stream one answer; the turn joins the history only when the model answered without error."""
+        """Stream one answer; the turn joins the history only when the model answered without error.
+
+        ``seed`` is named so that API clients may leave it out (random), as the page's blank box does."""
         history = [tuple(turn) for turn in history or []]
         if not variant_id:
             raise user_error("No variant selected: pick the model variant to chat with.")
         admit(self.limiter, request)
         message = plain_text(message)
-        settings = settings_from(setting_values)
+        settings = settings_from({**setting_values, "seed": seed})
         answer = Answer(variant_id)
         with self.cancels.running(request.session_hash) as cancel, shown_as_message():
             turns = self.studio.chat(variant_id, history, message, settings, cancel)

@@ -208,18 +208,20 @@ class CompareTab:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
         blind: bool | None = False,
+        seed: float | None = None,
         **setting_values: float | None,
     ) -> Iterator[dict[Any, Any]]:
         """Stream every answer into its column; open the vote once every column has text; end with the exports.
 
         ``blind`` (ignored on a public deployment, where every comparison is blind) and the generation settings
-        come as keyword inputs, after the settings in the API's order."""
+        come as keyword inputs, after the settings in the API's order; ``seed`` is named so that API clients
+        may leave it out (random), as the page's blank box does."""
         variant_ids = list(dict.fromkeys(variant_ids or []))
         if len(variant_ids) > MAX_VARIANTS:
             raise user_error(f"Pick at most {MAX_VARIANTS} variants; {len(variant_ids)} are selected.")
         admit(self.limiter, request)
         parts = PromptParts(plain_text(question), plain_text(context))
-        settings = settings_from(setting_values)
+        settings = settings_from({**setting_values, "seed": seed})
         started = time.perf_counter()
         answers: dict[str, Answer] = {}
         offered: list | None = None  # the vote choices the page holds
@@ -309,7 +311,12 @@ class CompareTab:
         blind = gr.Checkbox(self.public, label=BLIND_LABEL, visible=not self.public, elem_id="compare-blind")
         with gr.Row(equal_height=True):
             self.context = gr.Textbox(
-                label="Context (optional)", lines=4, max_lines=12, scale=3, elem_id="compare-context"
+                value="",  # an API client may leave the context out, as the page may
+                label="Context (optional)",
+                lines=4,
+                max_lines=12,
+                scale=3,
+                elem_id="compare-context",
             )
             self.question = gr.Textbox(
                 label="Question",

@@ -13,7 +13,7 @@ from gradio_client.exceptions import AppError
 from medalpaca_core.prompts import MAX_QUESTION_CHARS
 from medalpaca_core.selection import default_variants
 from medalpaca_core.votes import ALL_BAD, TIE, VOTES_FILE
-from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare, vote
+from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare, page, vote
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app and default_app fixtures
 
@@ -47,6 +47,15 @@ def test_settings_are_named_parameters_after_the_endpoints_own(tiny_app, endpoin
     info = Client(tiny_app[0], verbose=False).view_api(return_format="dict", print_info=False)
     names = [parameter["parameter_name"] for parameter in info["named_endpoints"][endpoint]["parameters"]]
     assert names == [*own, "temperature", "top_p", "top_k", "max_new_tokens", "seed", *after]
+
+
+def test_an_api_client_may_leave_out_the_context_and_every_setting(client):
+    """Only what has no sensible default is required: the variants (they have one too), the question, the message."""
+    outputs = client.predict(variant_ids=["tiny-lora-0"], question=QUESTION, api_name="/compare")
+    text, status = page(outputs)["answers"]["tiny-lora-0"]
+    assert text.strip() and "tok/s" in status, status
+    messages, _, status = client.predict(variant_id="tiny-lora-0", message=QUESTION, api_name="/chat")
+    assert messages[-1]["content"][0]["text"].strip() and "tok/s" in status, status
 
 
 def test_long_context_shows_truncation_notice(client):
