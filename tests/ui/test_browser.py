@@ -9,6 +9,8 @@ exam's content); a megabyte-long question gets the server's message and the page
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,14 +52,21 @@ def browser(tmp_path_factory):
         browser.close()
 
 
-@pytest.fixture
-def page(browser, tiny_app):
+@contextmanager
+def opened(browser, url: str) -> Iterator:
+    """A new tab on the app at ``url``, once its Compare tab can take a question; closed afterwards."""
     page = browser.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(tiny_app[0])
+    page.goto(url)
     page.wait_for_selector("#compare-question textarea")
     yield page
     page.close()
+
+
+@pytest.fixture
+def page(browser, tiny_app):
+    with opened(browser, tiny_app[0]) as page:
+        yield page
 
 
 def pick(page, dropdown: str, variant_id: str) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import pytest
 
 from tests.app_server import BASE, ECHO, TRIO
-from tests.ui.test_browser import ARTIFACTS, browser  # noqa: F401 (the browser fixture)
+from tests.ui.test_browser import ARTIFACTS, browser, opened  # noqa: F401 (the browser fixture)
 
 pytest_plugins = ["tests.app_server"]  # the public_app fixture
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 60_000
 NAMES = [BASE, *TRIO, ECHO, "Tiny base", "Tiny LoRA", "tok/s", " MB"]
 # The Compare tab without the variant picker (it lists what may be compared, not who wrote which column) and
 # the leaderboard (ratings of earlier votes): its HTML plus what its text boxes hold.
@@ -29,12 +28,8 @@ COMPARE_TAB_TEXT = """() => {
 
 @pytest.fixture
 def page(browser, public_app):  # noqa: F811 (the browser fixture, imported)
-    page = browser.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(public_app[0])
-    page.wait_for_selector("#compare-question textarea")
-    yield page
-    page.close()
+    with opened(browser, public_app[0]) as page:
+        yield page
 
 
 def test_blind_comparison_names_nobody_until_the_vote_then_shows_everything(page):
