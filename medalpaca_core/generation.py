@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -316,7 +317,10 @@ def run_batch(
     from transformers.generation.stopping_criteria import StoppingCriteriaList
 
     tracker = _RowTracker(rows, loaded, settings, cancel, on_answer)
-    with loaded.lock, torch.inference_mode(), CPU_SHARE.generation():
+    # thread teams are a CPU matter: a model on a GPU neither counts as a CPU generation nor pays a per-token check
+    on_cpu = loaded.model.device.type == "cpu"
+    criteria = [tracker, CPU_SHARE] if on_cpu else [tracker]
+    with loaded.lock, torch.inference_mode(), CPU_SHARE.generation() if on_cpu else nullcontext():
         ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
         input_ids = torch.tensor(ids, device=loaded.model.device)
         attention_mask = torch.tensor(mask, device=loaded.model.device)
@@ -329,7 +333,7 @@ def run_batch(
                     input_ids=input_ids,
                     attention_mask=attention_mask,
                     cache=cache,
-                    stopping_criteria=StoppingCriteriaList([tracker, CPU_SHARE]),
+                    stopping_criteria=StoppingCriteriaList(criteria),
                     pad_token_id=loaded.tokenizer.pad_token_id,
                     eos_token_id=sorted(tracker.eos_ids),
                     return_dict_in_generate=True,
