@@ -14,7 +14,7 @@ import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from .config import ConfigError, DataConfig, FinetuneConfig, LoraSettings, TrainSettings, load_file, resolve
+from .config import ConfigError, DataConfig, FinetuneConfig, LoraSettings, TrainSettings, load_file, resolve, validate
 from .data import DataError, write_validation
 from .train import FinetuneError, run
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         file_values = load_file(namespace.config) if namespace.config else {}
         config = resolve(file_values, overrides_from(namespace))
         if namespace.write_validation:
-            count = write_validation(config.data, namespace.write_validation)
+            count = write_validation(validate(config).data, namespace.write_validation)  # no train.run to check it
             print(f"{count:,} validation records written to {namespace.write_validation}")
             return 0
         result = run(config)

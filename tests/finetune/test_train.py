@@ -353,6 +353,13 @@ def test_cli_rejects_bad_settings_with_a_clear_message(argv, message, capsys, tm
     assert message in capsys.readouterr().err
 
 
+def test_cli_checks_the_data_settings_before_writing_the_validation_split(tmp_path, capsys):
+    out = tmp_path / "validation.json"
+    argv = ["--method", "lora", "--data", str(DEMO), "--cutoff", "4", "--write-validation", str(out)]
+    assert main(argv) == 2
+    assert "data.cutoff must be at least 16" in capsys.readouterr().err and not out.exists()
+
+
 def test_cli_rejects_bad_data_and_outputs_before_loading_a_model(tiny_dir, tmp_path, capsys):
     common = ["--method", "lora", "--base", str(tiny_dir)]
     assert main([*common, "--data", str(tmp_path / "missing.json"), "--output", str(tmp_path / "a")]) == 2
