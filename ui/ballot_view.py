@@ -46,7 +46,7 @@ def sealed_status(answer: Answer | None) -> str:
     if answer.status == Status.ERROR:
         return SEALED_ERROR
     if answer.status == Status.DONE:
-        return SEALED_DONE.format(tokens=answer.stats.new_tokens if answer.stats else len(answer.text.split()))
+        return SEALED_DONE.format(tokens=answer.stats.new_tokens)  # a finished answer has its stats
     return answer_status(answer)  # waiting, loading, "Generating… N tokens": the same for every variant
 
 
