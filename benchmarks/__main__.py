@@ -14,8 +14,10 @@ import datetime
 import multiprocessing
 import platform
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -41,6 +43,13 @@ TARGETS = """\
 """
 
 
+def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a new interpreter, so one benchmark's imports, caches and threads never time
+    another's."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
 def training_rows(steps: int) -> list[Row]:
     """Full vs LoRA vs LoRA-8bit training cost (``benchmarks/finetune_methods.py``), each in a fresh process."""
     from benchmarks.finetune_methods import METHODS, measure
@@ -48,8 +57,7 @@ def training_rows(steps: int) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for method in METHODS:
-            with multiprocessing.get_context("spawn").Pool(1) as pool:
-                result = pool.apply(measure, (method, steps, str(Path(scratch) / method)))
+            result = in_fresh_process(measure, method, steps, str(Path(scratch) / method))
             rows.append(
                 Row(
                     "training",
@@ -68,10 +76,7 @@ def app_rows(runs: int, single_stream_tok_s: float | None) -> list[Row]:
     served app (``benchmarks/visitors.py``)."""
     from benchmarks import api_overhead, app_compare, visitors
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        compare = pool.apply(app_compare.rows, (runs,))
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        compare += pool.apply(api_overhead.rows)
+    compare = in_fresh_process(app_compare.rows, runs) + in_fresh_process(api_overhead.rows)
     return compare + visitors.rows(runs - 1, single_stream_tok_s)
 
 
@@ -79,8 +84,7 @@ def mixed_batch_rows(repeats: int) -> list[Row]:
     """CPU seconds per way of applying adapters (``benchmarks/mixed_batch.py``), in a fresh one-thread process."""
     from benchmarks import mixed_batch
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(mixed_batch.run, (repeats,))
+    return in_fresh_process(mixed_batch.run, repeats)
 
 
 def single_stream(rows: list[Row]) -> float | None:
@@ -104,8 +108,7 @@ def evaluation_rows() -> list[Row]:
     """Log-likelihood evaluation speed (``benchmarks/eval_loglik.py``), in a fresh process."""
     from benchmarks.eval_loglik import rows
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(rows, (100,))
+    return in_fresh_process(rows, 100)
 
 
 def rating_rows() -> list[Row]:

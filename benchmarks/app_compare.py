@@ -24,10 +24,9 @@ from gradio_client import Client
 
 from app import build_demo, launch
 from benchmarks.inference import Row, whole_number_options
+from benchmarks.load import QUESTION
 from medalpaca_core.engine import Studio
 from ui.compare import DIABETES_CONTEXT
-
-QUESTION = "What are the symptoms of diabetes?"
 
 
 def free_port() -> int:
@@ -45,7 +44,7 @@ class Run:
     statuses: list[str]
 
 
-STATS = re.compile(r"\d+ tokens · [\d.]+ tok/s")  # a finished answer's stats line (Stats.summary)
+STATS = re.compile(r"(\d+) tokens · ([\d.]+) tok/s")  # a finished answer's stats line (Stats.summary)
 
 
 def answers(outputs: list[Any], variants: list[str]) -> list[dict[str, Any]]:

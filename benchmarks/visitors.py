@@ -12,7 +12,6 @@ each on its share of the cores: ``medalpaca_core.cpu_share``).
 
 from __future__ import annotations
 
-import re
 import statistics
 import tempfile
 import threading
@@ -23,14 +22,13 @@ from pathlib import Path
 
 from gradio_client import Client
 
+from benchmarks.app_compare import STATS
 from benchmarks.inference import Row, whole_number_options
-from benchmarks.load import start_server
+from benchmarks.load import QUESTION, start_server
 from ui.compare import DIABETES_CONTEXT
 
-QUESTION = "What are the symptoms of diabetes?"
 MAX_NEW_TOKENS = 128
 COMMAND = "python -m benchmarks.visitors"
-STATS = re.compile(r"(\d+) tokens · ([\d.]+) tok/s")  # a finished answer's stats line (Stats.summary)
 SCENARIOS = {  # label -> the variant each visitor asks
     "1 visitor": ["smol-base"],
     "2 visitors, one base": ["smol-base", "smol-base"],
