@@ -43,6 +43,9 @@ TARGETS = """\
 """
 
 
+PARTIAL_SECTIONS = ("decode", "side-by-side", "memory", "cold start", "reference", "mixed batch", "visitors")
+
+
 def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)`` in a new interpreter, so one benchmark's imports, caches and threads never time
     another's."""
@@ -174,13 +177,18 @@ def main() -> None:
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument(
         "--only",
-        help="comma-separated sections (decode, side-by-side, memory, cold start, reference, mixed batch, "
-        "visitors): measure just those and replace their rows in the existing BENCHMARKS.md",
+        help=f"comma-separated sections ({', '.join(PARTIAL_SECTIONS)}): measure just those and replace their "
+        "rows in BENCHMARKS.md",
     )
     parser.add_argument("--decode-variants", help="comma-separated variants of the decode section (default: all)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.only:
+        unknown = sorted(set(args.only.split(",")) - set(PARTIAL_SECTIONS))
+        if unknown:
+            parser.error(
+                f"--only: no section {', '.join(map(repr, unknown))}; choose among {', '.join(PARTIAL_SECTIONS)}"
+            )
         decode = tuple(args.decode_variants.split(",")) if args.decode_variants else DECODE_VARIANTS
         partial(args.only.split(","), args.repeats, args.output, decode)
         return
@@ -219,7 +227,8 @@ def partial(sections: list[str], repeats: int, output: Path, decode_variants: tu
         "date their detail gives (each run measures its own llama.cpp anchor: ratios within one run); the other "
         "rows from the last full `make bench` or as their detail says. Timings are medians."
     )
-    lines = merged(table_rows(output.read_text(encoding="utf-8")), rows)
+    earlier = output.read_text(encoding="utf-8") if output.is_file() else ""  # a new file starts with these rows
+    lines = merged(table_rows(earlier), rows)
     output.write_text(markdown(lines, "make bench", provenance), encoding="utf-8")
     print(f"updated {output}")
 
