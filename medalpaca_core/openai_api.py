@@ -33,6 +33,7 @@ from .engine import Studio
 from .generation import Answer, FinishReason, SettingsError, Status
 from .hosting import client_key, on_space
 from .openai_schema import ApiError, Job, chat_job, chunk, completion_job, finish_reason, models_list, response, usage
+from .openai_scoring import answer_logprobs, legacy_completion
 from .prompts import STOP_MARKERS, PromptError
 from .ratelimit import RateLimited, RateLimiter
 from .registry import UnknownVariantError
@@ -140,6 +141,8 @@ class OpenAIApi:
             job = parse(await read_json(request))
             variant = self.variant(job)
             self.admit(request)
+            if job.scoring is not None:
+                return JSONResponse(await self.in_worker(job, legacy_completion, variant, job))
             stream = self.start(job, threading.Event())
         except ApiError as error:
             return error_response(error)
@@ -147,9 +150,23 @@ class OpenAIApi:
         if job.stream:
             return StreamingResponse(sse(job, events), media_type="text/event-stream", headers=SSE_HEADERS)
         try:
-            return JSONResponse(await whole(job, events))
+            body = await whole(job, events)
+            if job.logprobs is not None:
+                text = body["choices"][0]["message"]["content"]
+                body["choices"][0]["logprobs"] = await self.in_worker(job, answer_logprobs, variant, job, text)
+            return JSONResponse(body)
         except ApiError as error:
             return error_response(error)
+
+    async def in_worker(self, job: Job, work: Any, *args: Any) -> Any:
+        """``work(studio, *args)`` in a worker thread, through the gate; a model that fails is a 503."""
+        async with self.gate:
+            try:
+                return await anyio.to_thread.run_sync(work, self.studio, *args)
+            except ApiError:
+                raise
+            except Exception as error:  # a variant that cannot load or run: its reason, as the text path says it
+                raise ApiError(503, f"{job.model} cannot answer: {error}", "server_error") from error
 
     def variant(self, job: Job) -> Any:
         try:

@@ -74,7 +74,7 @@ def test_chat_messages_become_context_history_and_question():
         ({"seed": -1}, "'seed' must be between 0"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "at most 4"),
         ({"stop": 7}, "'stop' must be a string or a list"),
-        ({"prompt": ["a", "b"]}, "one string"),
+        ({"prompt": [["a"]]}, "list of token ids"),
         ({"prompt": None}, "'prompt' must be a string"),
         ({"n": 2}, "only n=1"),
         ({"stream": "yes"}, "'stream' must be true or false"),
