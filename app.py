@@ -50,6 +50,8 @@ CSS = """
 .hint, .answer-status { font-size: 0.9em; opacity: 0.85; }
 .run-status { min-height: 1.6em; }
 .answer textarea { font-size: 0.95em; line-height: 1.45; }
+#compare-question textarea { min-height: 4.2em; }  /* a one-line box (Enter submits) that looks like room to write */
+@media (max-width: 640px) { #leaderboard-table { font-size: 0.8em; } }  /* five columns in a phone's width */
 .chat-text .message-content .md { white-space: pre-wrap; }  /* Markdown is off: keep the model's line breaks */
 """
 
@@ -65,7 +67,7 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
         notice = persistence_notice()
         if notice:
             gr.Markdown(notice, elem_classes="disclaimer")
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays in sight, none behind a menu
             build_compare_tab(studio, VoteStore(), speeds, limiter)
             build_chat_tab(studio, speeds, limiter)
             build_evaluate_tab(studio, limiter)

@@ -143,7 +143,12 @@ class ChatTab:
         status = gr.Markdown("", elem_id="chat-status", elem_classes="answer-status")
         with gr.Row(equal_height=True):
             message = gr.Textbox(
-                show_label=False, placeholder="Your message", lines=1, max_lines=6, scale=5, elem_id="chat-message"
+                show_label=False,
+                placeholder="Your message (Enter sends; Shift+Enter starts a new line)",
+                lines=1,
+                max_lines=6,
+                scale=5,
+                elem_id="chat-message",
             )
             send = gr.Button("Send", variant="primary", scale=1)
             stop = gr.Button("Stop", variant="stop", scale=1)

@@ -59,6 +59,9 @@ DIABETES_CONTEXT = (  # the medAlpaca README's own example
 )
 EXAMPLES = [[DIABETES_CONTEXT, "What are the symptoms of diabetes?"], ["", "How to cure COVID-19?"]]
 BLIND_LABEL = "Blind: hide which variant wrote which answer until I vote"
+KEYS_HINT = "Enter sends the question; Shift+Enter starts a new line."
+INPUT_MIN_WIDTH = 320  # px: narrower than two of these (a phone), the context and the question stack
+BUTTON_MIN_WIDTH = 90  # px: Submit, Stop and Clear stay on one line on a phone
 PUBLIC_BLIND_NOTE = (
     "**Blind comparison.** The answers come as Model A, B, … in a random order; the names are shown after your vote."
 )
@@ -309,27 +312,33 @@ class CompareTab:
         if self.public:
             gr.Markdown(PUBLIC_BLIND_NOTE, elem_classes="hint")
         blind = gr.Checkbox(self.public, label=BLIND_LABEL, visible=not self.public, elem_id="compare-blind")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True):  # side by side on a wide screen, stacked on a phone (min_width)
             self.context = gr.Textbox(
                 value="",  # an API client may leave the context out, as the page may
                 label="Context (optional)",
                 lines=4,
                 max_lines=12,
                 scale=3,
+                min_width=INPUT_MIN_WIDTH,
                 elem_id="compare-context",
             )
+            # One line to start (it grows): Gradio submits a one-line box on Enter and lets Shift+Enter break the line.
             self.question = gr.Textbox(
                 label="Question",
-                lines=4,
+                lines=1,
                 max_lines=8,
                 scale=2,
+                min_width=INPUT_MIN_WIDTH,
                 placeholder="Ask a medical question",
+                info=KEYS_HINT,
                 elem_id="compare-question",
             )
         with gr.Row():
-            submit = gr.Button("Submit", variant="primary", scale=2, elem_id="compare-submit")
-            stop = gr.Button("Stop", variant="stop", scale=1)
-            clear = gr.Button("Clear", scale=1)
+            submit = gr.Button(
+                "Submit", variant="primary", scale=2, min_width=BUTTON_MIN_WIDTH, elem_id="compare-submit"
+            )
+            stop = gr.Button("Stop", variant="stop", scale=1, min_width=BUTTON_MIN_WIDTH, elem_id="compare-stop")
+            clear = gr.Button("Clear", scale=1, min_width=BUTTON_MIN_WIDTH)
         gr.Examples(EXAMPLES, [self.context, self.question], label="Examples from the seed report")
         controls = settings_accordion()
         self.run_status = gr.Markdown("", elem_id="compare-run-status", elem_classes="run-status")

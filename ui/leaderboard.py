@@ -23,6 +23,7 @@ from .common import literal_html, user_error
 
 KINDS = [("Blind votes (the public ratings)", "blind"), ("Votes cast with the names shown", "unblinded")]
 FEW_VOTES = 30  # below this many votes the intervals are wide, and the page says so
+COLUMN_WIDTHS = ["28%", "15%", "25%", "15%", "17%"]  # of the table: every column in sight on a phone, too
 EXPLAINED = (
     "Bradley–Terry ratings (1000 + 400·log10 of the strength; 400 points = 10:1 odds) with 95% bootstrap "
     "intervals; a vote for one of K answers is K−1 wins, a tie or *all bad* a tie among all shown. "
@@ -90,7 +91,14 @@ class LeaderboardPanel:
         with gr.Accordion("Leaderboard", open=True, elem_id="leaderboard"):
             self.kind = gr.Radio(KINDS, value="blind", label="Rate", elem_id="leaderboard-kind")
             self.notes = gr.Markdown("", elem_id="leaderboard-notes")
-            self.table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="leaderboard-table", label="Ratings")
+            self.table = gr.Dataframe(
+                headers=HEADERS,
+                interactive=False,
+                wrap=True,
+                column_widths=COLUMN_WIDTHS,
+                elem_id="leaderboard-table",
+                label="Ratings",
+            )
             self.chart = gr.Plot(label="Ratings with their 95% intervals", elem_id="leaderboard-chart")
             if self.exportable:
                 self.build_export()

@@ -110,6 +110,18 @@ def test_compare_streams_every_column_and_shows_html_as_text(page):
     assert not xss_ran(page)
 
 
+def test_enter_submits_the_question_and_shift_enter_breaks_the_line(page):
+    pick(page, "#compare-variants", "echo")  # echo answers with the question it received
+    page.click("#compare-question textarea")
+    page.keyboard.type("What is anemia?")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("Answer briefly.")
+    assert page.input_value("#compare-question textarea") == "What is anemia?\nAnswer briefly."
+    page.keyboard.press("Enter")
+    assert "What is anemia?\nAnswer briefly." in answers_when_finished(page)
+    assert page.input_value("#compare-question textarea") == "What is anemia?\nAnswer briefly."  # no newline added
+
+
 def test_chat_shows_html_as_text(page):
     page.get_by_role("tab", name="Chat").click()
     pick(page, "#chat-variant", "echo")
