@@ -28,7 +28,7 @@ from .result import TrainResult
 CARD_FILE = "README.md"
 LOSS_LOG = "loss_log.csv"
 LOSS_CURVE = "loss_curve.png"
-LOSS_COLUMNS = ("step", "epoch", "train_loss", "val_loss", "learning_rate", "tokens_seen")
+LOSS_COLUMNS = ("step", "epoch", "train_loss", "val_loss", "val_eos_prob", "learning_rate", "tokens_seen")
 
 MEDALPACA_NOTE = (
     "Medical Meadow, the medAlpaca project's data (github.com/kbressem/medAlpaca, GPL-3.0); each "
@@ -66,6 +66,7 @@ def loss_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "epoch": round(entry.get("epoch", 0.0), 4),
                 "train_loss": entry.get("loss", ""),
                 "val_loss": entry.get("eval_loss", ""),
+                "val_eos_prob": entry.get("eval_eos_prob", ""),
                 "learning_rate": entry.get("learning_rate", ""),
                 "tokens_seen": entry.get("num_input_tokens_seen", ""),
             }
@@ -93,7 +94,14 @@ def plot_losses(path: Path, rows: list[dict[str, Any]], title: str) -> None:
             axes.plot(*zip(*points, strict=True), style, label=label)
     axes.set(xlabel="optimizer step", ylabel="loss (cross-entropy per answer token)", title=title)
     axes.grid(alpha=0.3)
-    axes.legend()
+    handles = axes.get_legend_handles_labels()
+    stops = [(row["step"], row["val_eos_prob"]) for row in rows if row["val_eos_prob"] != ""]
+    if stops:  # a run that unlearns stopping shows it here, while its loss still falls
+        right = axes.twinx()
+        right.plot(*zip(*stops, strict=True), "s:", color="tab:red", label="P(EOS) after validation answers")
+        right.set(ylabel="P(EOS) after the gold answer", ylim=(0, 1))
+        handles = tuple(a + b for a, b in zip(handles, right.get_legend_handles_labels(), strict=True))
+    axes.legend(*handles, loc="upper right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -157,11 +165,11 @@ def render_card(
     trained = "LLM.int8" if config.quantization == "int8" else "unquantized"
     served = "bf16" if config.serve_quantization == "none" else config.serve_quantization
     results = [
-        (f"base model ({trained}, as trained)", result.val_loss_before),
-        (f"this model ({trained} base, as trained)", result.val_loss_after),
+        (f"base model ({trained}, as trained)", result.val_loss_before, result.eos_prob_before),
+        (f"this model ({trained} base, as trained)", result.val_loss_after, result.eos_prob_after),
     ]
     if result.served_val_loss is not None:
-        results.append((f"this model ({served} base, as the app serves it)", result.served_val_loss))
+        results.append((f"this model ({served} base, as the app serves it)", result.served_val_loss, None))
     ident, listed = where_listed(folder)
     first_train = next((row["train_loss"] for row in rows if row["train_loss"] != ""), None)
     lines = [
@@ -200,11 +208,13 @@ def render_card(
         "",
         "## Results",
         "",
-        "Validation loss: cross-entropy per answer token, averaged over the validation examples.",
+        "Validation loss: cross-entropy per answer token, averaged over the validation examples. P(EOS): the",
+        "probability the model gives the end of the answer right after a validation example's gold answer",
+        "(mean over up to 64 of them): a model that cannot stop has a low one whatever its loss.",
         "",
-        "| model | validation loss |",
-        "|---|---|",
-        *[f"| {who} | {_number(loss)} |" for who, loss in results],
+        "| model | validation loss | P(EOS) after the gold answer |",
+        "|---|---|---|",
+        *[f"| {who} | {_number(loss)} | {_number(eos, 3)} |" for who, loss, eos in results],
         "",
         f"Training loss: {_number(first_train)} at the first log, "
         f"{_number(result.train_loss)} averaged over the run. Throughput {result.tokens_per_s:,.0f} tokens/s "

@@ -109,7 +109,9 @@ class TrainSettings:
         },
     )
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
-    group_by_length: bool = field(default=False, metadata={"help": "batch examples of similar length"})
+    group_by_length: bool = field(
+        default=False, metadata={"help": "micro-batches of similar length, in random order (finetune/sampler.py)"}
+    )
     eval_steps: int = field(default=200, metadata={"help": "evaluate every N steps (0: only at start and end)"})
     eval_on_start: bool = field(
         default=True, metadata={"help": "validate the untrained base first (the card's baseline; off saves one pass)"}

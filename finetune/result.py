@@ -21,6 +21,8 @@ class TrainResult:
     val_loss_before: float | None  # the base model: LoRA starts as a no-op, full starts as the base
     val_loss_after: float | None
     served_val_loss: float | None = None  # on the base precision the app serves it on, when not as trained
+    eos_prob_before: float | None = None  # P(EOS) right after validation answers (eos_probe): the base
+    eos_prob_after: float | None = None
     train_tokens: int = 0
     train_seconds: float = 0.0
     peak_rss_bytes: int = 0

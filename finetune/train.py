@@ -26,7 +26,9 @@ from medalpaca_core.memory import peak_rss_bytes
 from . import card
 from .config import FinetuneConfig, portable_base, validate, with_defaults
 from .data import Collator, PreparedData, prepare
+from .eos_probe import EosProbe
 from .result import TrainResult
+from .sampler import LengthBucketSampler
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ def training_arguments(config: FinetuneConfig, resuming: bool) -> Any:
         fp16=precision == "fp16-mixed",
         use_cpu=not torch.cuda.is_available(),
         activation_checkpointing=train.gradient_checkpointing and config.quantization == "none",
-        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        train_sampling_strategy="random",  # group_by_length: FinetuneTrainer's own sampler (sampler.py)
         eval_strategy="steps" if train.eval_steps else "no",
         eval_steps=train.eval_steps or None,
         eval_on_start=train.eval_on_start and not resuming,  # the base's validation loss: the card's baseline
@@ -124,6 +126,31 @@ def training_arguments(config: FinetuneConfig, resuming: bool) -> Any:
         report_to="none",
         seed=train.seed,
     )
+
+
+class FinetuneTrainer(Trainer):
+    """The Trainer with this project's training order and the EOS probe beside every validation loss.
+
+    ``group_by_length`` uses ``LengthBucketSampler`` (similar lengths per micro-batch, micro-batches in
+    random order), never transformers' sampler, whose length phases taught round 2's adapters not to stop.
+    """
+
+    def __init__(self, *args: Any, group_by_length: bool = False, eos_probe: EosProbe | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.group_by_length = group_by_length
+        self.eos_probe = eos_probe
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if not self.group_by_length:
+            return super()._get_train_sampler(dataset)
+        lengths = [len(example["input_ids"]) for example in dataset]
+        return LengthBucketSampler(lengths, self.args.per_device_train_batch_size, self.args.seed)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "eval_loss" in logs and self.eos_probe is not None:
+            logs["eval_eos_prob"] = self.eos_probe(self.model)
+        super().log(logs, start_time)
 
 
 class ThroughputMeter(TrainerCallback):
@@ -193,10 +220,10 @@ def served_loss(config: FinetuneConfig, source: str, args: Any, data: PreparedDa
     return evaluate(PeftModel.from_pretrained(model, str(config.output_dir)), args, data, collator)
 
 
-def last_eval(history: list[dict[str, Any]], step: int | None = None) -> float | None:
-    """The validation loss logged at ``step`` (or the latest one)."""
-    losses = [e["eval_loss"] for e in history if "eval_loss" in e and (step is None or e["step"] == step)]
-    return losses[-1] if losses else None
+def last_eval(history: list[dict[str, Any]], step: int | None = None, key: str = "eval_loss") -> float | None:
+    """The validation metric ``key`` logged at ``step`` (or the latest one)."""
+    values = [e[key] for e in history if key in e and (step is None or e["step"] == step)]
+    return values[-1] if values else None
 
 
 def store_adapter_as(folder: Path, dtype: torch.dtype) -> None:
@@ -236,13 +263,15 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
     args = training_arguments(config, resuming=checkpoint is not None)
     collator = Collator(tokenizer.pad_token_id)
     meter = ThroughputMeter()
-    trainer = Trainer(
+    trainer = FinetuneTrainer(
         model=model,
         args=args,
         train_dataset=data.train,
         eval_dataset=data.validation,
         data_collator=collator,
         callbacks=[meter, *callbacks],
+        group_by_length=config.train.group_by_length,
+        eos_probe=EosProbe.from_validation(data.validation, tokenizer.eos_token_id),
     )
     outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     step = trainer.state.global_step
@@ -262,6 +291,8 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         train_loss=outcome.training_loss,
         val_loss_before=last_eval(history, 0),
         val_loss_after=last_eval(history),
+        eos_prob_before=last_eval(history, 0, "eval_eos_prob"),
+        eos_prob_after=last_eval(history, key="eval_eos_prob"),
         train_tokens=meter.tokens,
         train_seconds=meter.seconds,
         peak_rss_bytes=peak_rss_bytes(),

@@ -1,0 +1,47 @@
+"""The EOS probe: the probability of the end of an answer right after gold answers, logged with every
+validation loss of a run (the loss log's ``val_eos_prob``), so a run that forgets how to stop shows it."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from finetune.data import prepare
+from finetune.eos_probe import EosProbe
+from finetune.train import run
+from medalpaca_core.loader import load_tokenizer
+from tests.finetune.test_train import tiny_config
+
+
+def test_the_probe_is_the_softmax_at_each_answers_last_position(tiny_dir):
+    tokenizer = load_tokenizer(str(tiny_dir))
+    config = tiny_config(tiny_dir, tiny_dir / "unused", "lora")
+    data = prepare(config.data, tokenizer)
+    probe = EosProbe.from_validation(data.validation, tokenizer.eos_token_id)
+    assert probe is not None and all(ids[-1] == tokenizer.eos_token_id for ids in probe.examples)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_dir), dtype=torch.float32)
+    direct = []
+    for ids in probe.examples:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids[:-1]])).logits[0, -1]
+        direct.append(torch.softmax(logits, -1)[tokenizer.eos_token_id].item())
+    assert abs(probe(model) - sum(direct) / len(direct)) < 1e-5  # padding in its batches changes nothing
+
+
+def test_no_answer_that_ends_means_no_probe():
+    assert EosProbe.from_validation([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}], eos_id=2) is None
+
+
+def test_a_length_grouped_run_logs_the_probe_at_every_evaluation(tmp_path, tiny_dir):
+    config = tiny_config(tiny_dir, tmp_path / "out", "lora", group_by_length=True, eval_steps=3)
+    result = run(replace(config, train=replace(config.train, eval_on_start=True)))
+    with (result.output_dir / "loss_log.csv").open() as handle:
+        evaluations = [row for row in csv.DictReader(handle) if row["val_loss"]]
+    assert [int(row["step"]) for row in evaluations] == [0, 3, 6]
+    assert all(0.0 < float(row["val_eos_prob"]) < 1.0 for row in evaluations)
+    assert result.eos_prob_before == float(evaluations[0]["val_eos_prob"])
+    assert result.eos_prob_after == float(evaluations[-1]["val_eos_prob"])
+    assert "P(EOS) after the gold answer" in (result.output_dir / "README.md").read_text()
