@@ -80,7 +80,7 @@ def api_routes(studio: Studio, limiter: RateLimiter) -> list[Any]:
     (on a Space unless MEDALPACA_OPENAI_API=1)."""
     if not api_enabled():
         return []
-    return OpenAIApi(studio, limiter, ApiConfig.from_env(CONCURRENCY_LIMIT, QUEUE_SIZE)).routes()
+    return OpenAIApi(studio, limiter, ApiConfig.from_env(max_waiting=QUEUE_SIZE)).routes()
 
 
 def launch(

@@ -1,9 +1,9 @@
 """The studio: ask one question of several variants and stream their answers side by side.
 
 Variants that share a base model (the bare base and its LoRA adapters, in one precision) are
-answered together in one batched ``generate``; groups with different bases run in parallel
-threads. A variant that is unavailable or fails to load gets an error answer of its own while
-the others go on.
+answered in that base's running batch (``scheduler``), which every other request for the base joins
+too; groups with different bases run in parallel. A variant that is unavailable or fails to load
+gets an error answer of its own while the others go on.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .generation import PRESETS, Answer, GenerationSettings, Row, Status, run_batch
+from .generation import PRESETS, Answer, GenerationSettings, Row, Status
 from .hosting import gpu
 from .loader import BaseKey, LoadedModel, LoadError, ModelManager
 from .memory import Estimate
 from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
 from .registry import Registry, Variant, availability
 from .remote import stream_remote
+from .scheduler import BatchScheduler, SchedulerConfig, Schedulers
 from .selection import DEFAULT_COUNT, SpeedLog, default_variants, variant_choices
 
 
@@ -52,9 +53,15 @@ class Studio:
     them (a variant, grouping by base, a model checked for availability, estimates) is asked here, so
     each rule (e.g. "check availability before loading") is written once."""
 
-    def __init__(self, registry: Registry | None = None, manager: ModelManager | None = None):
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        manager: ModelManager | None = None,
+        scheduling: SchedulerConfig | None = None,
+    ):
         self.registry = registry or Registry.load()
         self.manager = manager or ModelManager()
+        self.schedulers = Schedulers(scheduling)
 
     def variant(self, variant_id: str) -> Variant:
         """The registered variant; an UnknownVariantError lists the known ids."""
@@ -92,6 +99,10 @@ class Studio:
     def estimate(self, variant: Variant) -> Estimate | None:
         """Parameters and memory ``variant`` would take, without loading it (None when unknown)."""
         return self.manager.estimate_for(variant)
+
+    def scheduler(self, variant: Variant) -> BatchScheduler:
+        """The running batch of ``variant``'s base (loading it first), e.g. to watch its steps."""
+        return self.schedulers.of(self.acquire(variant)[0])
 
     def loaded_base(self, variant: Variant) -> LoadedModel | None:
         """The base ``variant`` runs on if it is loaded now, else None."""
@@ -198,8 +209,8 @@ class Studio:
         cancel: threading.Event,
         updates: queue.Queue,
     ) -> None:
-        """Load one base (and its adapters), then answer the whole group in one batch, in this thread; or ask a
-        remote server."""
+        """Load one base (and its adapters), then answer the group in the base's running batch (this thread waits
+        for it); or ask a remote server."""
         try:
             if variants[group[0].variant_id].remote:
                 for request in group:
@@ -210,7 +221,7 @@ class Studio:
                 return
             loaded, rows = self._prepare_rows(group, variants, settings, updates)
             if rows and not cancel.is_set():
-                run_batch(loaded, rows, settings, cancel, updates.put)
+                self.schedulers.of(loaded).run(rows, settings, cancel, updates.put)
         except Exception as error:  # a failed batch fails its rows, not the other groups
             for request in group:
                 updates.put(Answer(request.variant_id, status=Status.ERROR, error=f"{type(error).__name__}: {error}"))

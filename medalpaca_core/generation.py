@@ -1,23 +1,15 @@
-"""Streaming generation: one batched ``generate`` for every variant that shares a base.
+"""What generation takes and gives: settings and presets, answers as they stream and what they cost, rows.
 
-Each step, a stopping criterion sees the newest token of every row; it decodes it, cuts the
-answer at template markers, records timing, reports the new text and tells ``generate`` which
-rows are finished. That single hook gives token-by-token streaming for a whole batch (the stock
-``TextIteratorStreamer`` handles one row only), per-row stop strings, and instant cancellation.
+The running batch that produces them is ``scheduler``; this module holds the vocabulary every layer
+shares (the app, the API, evaluation and exports read ``Answer`` and ``Stats``), and the pieces of a
+row's decoding that need no batch: the incremental decoder and the tokens that end an answer.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-
-from .cpu_share import CPU_SHARE
-from .prompts import cut_response
 
 
 class SettingsError(ValueError):
@@ -185,108 +177,12 @@ class IncrementalDecoder:
         return self.text
 
 
-class _RowTracker:
-    """The per-step hook (a ``StoppingCriteria``) that turns new tokens into answers, with their stats.
-
-    ``active`` maps batch positions to rows. When some rows finish while others go on, it stops the
-    ``generate`` call, so that ``run_batch`` can drop the finished rows from the batch (and their
-    KV cache) instead of computing padding for them until the longest answer ends.
-    """
-
-    def __init__(
-        self,
-        rows: list[Row],
-        loaded: Any,
-        settings: GenerationSettings,
-        cancel: threading.Event,
-        on_answer: Callable[[Answer], None],
-    ):
-        self.started = time.perf_counter()
-        self.rows, self.loaded = rows, loaded
-        self.eos_ids = eos_token_ids(loaded.model, loaded.tokenizer)
-        self.settings, self.cancel, self.on_answer = settings, cancel, on_answer
-        self.decoders = [IncrementalDecoder(loaded.tokenizer) for _ in rows]
-        self.finish: list[FinishReason | None] = [None] * len(rows)
-        self.first_token_at: list[float | None] = [None] * len(rows)
-        self.active = list(range(len(rows)))
-
-    def report(self, index: int, text: str, now: float) -> None:
-        """Hand row ``index``'s answer so far, and what it cost, to ``on_answer``."""
-        row, finish, first = self.rows[index], self.finish[index], self.first_token_at[index]
-        stats = Stats(
-            prompt_tokens=len(row.prompt_ids),
-            new_tokens=len(self.decoders[index].ids),
-            ttft_s=None if first is None else first - self.started,
-            wall_s=now - self.started,
-            memory_bytes=self.loaded.footprint,
-            quantization=self.loaded.key.quantization,
-            truncated=row.truncated,
-            finish_reason=finish or "",
-        )
-        self.on_answer(Answer(row.variant_id, text, Status.DONE if finish else Status.GENERATING, None, stats))
-
-    def _advance(self, index: int, token: int, now: float) -> None:
-        if self.first_token_at[index] is None:
-            self.first_token_at[index] = now
-        decoder = self.decoders[index]
-        if token in self.eos_ids:
-            self.finish[index] = FinishReason.EOS
-        else:
-            decoder.push(token)
-        text, hit_marker = cut_response(self.rows[index].template, decoder.text)
-        if hit_marker and self.finish[index] is None and len(decoder.ids) >= self.settings.min_new_tokens:
-            self.finish[index] = FinishReason.STOP
-        if self.finish[index] is None and len(decoder.ids) >= self.settings.max_new_tokens:
-            self.finish[index] = FinishReason.LENGTH
-        self.report(index, text, now)
-
-    def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
-        import torch
-
-        now = time.perf_counter()
-        for index, token in zip(self.active, input_ids[:, -1].tolist(), strict=True):
-            if self.finish[index] is None:
-                self._advance(index, token, now)
-        stop = self.cancel.is_set() or any(self.finish[index] is not None for index in self.active)
-        return torch.full((len(self.active),), stop, dtype=torch.bool, device=input_ids.device)
-
-    def going_on(self) -> list[int]:
-        """Batch positions of the rows still answering."""
-        return [position for position, index in enumerate(self.active) if self.finish[index] is None]
-
-    def cancel_unfinished(self) -> None:
-        """Rows that ended without a reason of their own were cancelled: say so, with their text so far."""
-        now = time.perf_counter()
-        for index, reason in enumerate(self.finish):
-            if reason is None:
-                self.finish[index] = FinishReason.CANCELLED
-                text, _ = cut_response(self.rows[index].template, self.decoders[index].text)
-                self.report(index, text, now)
-
-
-def _left_pad(rows: list[Row], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+def left_pad(rows: list[Row], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """The rows' prompt ids padded on the left to one width, and their attention mask (0 on the padding)."""
     width = max(len(row.prompt_ids) for row in rows)
     ids = [[pad_id] * (width - len(row.prompt_ids)) + row.prompt_ids for row in rows]
     mask = [[0] * (width - len(row.prompt_ids)) + [1] * len(row.prompt_ids) for row in rows]
     return ids, mask
-
-
-def _drop_rows(output: Any, attention_mask: Any, keep: list[int]) -> tuple[Any, Any, Any]:
-    """The sequences, attention mask and KV cache of a finished ``generate`` call, for rows ``keep`` only.
-
-    The cache holds every token but the last one sampled; the next ``generate`` call feeds that one
-    and goes on, so nothing is computed twice.
-    """
-    import torch
-
-    sequences = output.sequences
-    rows = torch.tensor(keep, device=sequences.device)
-    grown = sequences.shape[1] - attention_mask.shape[1]
-    attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], grown))], dim=1)
-    cache = output.cache
-    if cache is not None:  # a model run without a cache recomputes the prefix instead
-        cache.batch_select_indices(rows)
-    return sequences[rows], attention_mask[rows], cache
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -294,55 +190,3 @@ def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
     configured = getattr(model.generation_config, "eos_token_id", None)
     configured = configured if isinstance(configured, list) else [configured]
     return {token for token in [tokenizer.eos_token_id, *configured] if token is not None}
-
-
-def run_batch(
-    loaded: Any,
-    rows: list[Row],
-    settings: GenerationSettings,
-    cancel: threading.Event,
-    on_answer: Callable[[Answer], None],
-) -> None:
-    """Answer every row in one batched ``generate``, calling ``on_answer`` each time an answer grows.
-
-    Blocks: it generates in the caller's thread (the studio's thread for this base), which is the
-    only thread that touches the model; errors propagate to the caller. ``loaded`` is a
-    ``LoadedModel``; its lock is held for the whole call, since PEFT switches adapters with hooks
-    that concurrent calls on the same model would trample.
-    """
-    import torch
-
-    # the loaded model's generate imported this module; the top-level lazy ``transformers`` import is
-    # not thread-safe on first use and would race with a load in another thread
-    from transformers.generation.stopping_criteria import StoppingCriteriaList
-
-    tracker = _RowTracker(rows, loaded, settings, cancel, on_answer)
-    # thread teams are a CPU matter: a model on a GPU neither counts as a CPU generation nor pays a per-token check
-    on_cpu = loaded.model.device.type == "cpu"
-    criteria = [tracker, CPU_SHARE] if on_cpu else [tracker]
-    with loaded.lock, torch.inference_mode(), CPU_SHARE.generation() if on_cpu else nullcontext():
-        ids, mask = _left_pad(rows, loaded.tokenizer.pad_token_id)
-        input_ids = torch.tensor(ids, device=loaded.model.device)
-        attention_mask = torch.tensor(mask, device=loaded.model.device)
-        width, cache = input_ids.shape[1], None
-        if settings.seed is not None:
-            torch.manual_seed(settings.seed)
-        while True:  # one generate call, and one more each time finished rows leave the batch
-            with loaded.rows_adapters([rows[index].adapter for index in tracker.active]) as adapter_kwargs:
-                output = loaded.model.generate(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    cache=cache,
-                    stopping_criteria=StoppingCriteriaList(criteria),
-                    pad_token_id=loaded.tokenizer.pad_token_id,
-                    eos_token_id=sorted(tracker.eos_ids),
-                    return_dict_in_generate=True,
-                    **settings.generate_kwargs(done=input_ids.shape[1] - width),
-                    **adapter_kwargs,
-                )
-            keep = tracker.going_on()
-            if not keep or cancel.is_set() or len(keep) == len(tracker.active):
-                break  # all done, cancelled, or generate ended by itself
-            input_ids, attention_mask, cache = _drop_rows(output, attention_mask, keep)
-            tracker.active = [tracker.active[position] for position in keep]
-    tracker.cancel_unfinished()

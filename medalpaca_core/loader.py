@@ -221,6 +221,7 @@ class LoadedModel:
     adapters: dict[str, str] = field(default_factory=dict)  # adapter source -> PEFT adapter name
     lock: threading.RLock = field(default_factory=threading.RLock)
     fused: FusedLoRA | None = None  # stacked adapters for mixed batches, rebuilt when adapters change
+    serving: bool = False  # its scheduler has rows running or waiting: releasing it would free nothing
 
     @property
     def reserved_bytes(self) -> int:
@@ -368,7 +369,7 @@ class ModelManager:
 
     def _make_room(self, variant: Variant, needed: Estimate) -> None:
         """Release least recently used, idle models until ``needed`` fits, or refuse."""
-        evictable = [m for m in self._models.values() if m.key != self.key_for(variant)]
+        evictable = [m for m in self._models.values() if m.key != self.key_for(variant) and not m.serving]
         possible = self.available_bytes() + sum(m.reserved_bytes for m in evictable)
         if needed.bytes > possible:
             raise MemoryRefusal(refusal_message(variant.id, needed, possible))

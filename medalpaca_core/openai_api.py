@@ -7,7 +7,8 @@ greedy text. The web app mounts the routes beside Gradio's (``app.py``); ``pytho
 runs them alone.
 
 The same guards as the page: the per-client rate limit (429), the input limits (400), a bounded number of
-generations at once and waiting (429 when full), and an optional bearer token (``MEDALPACA_API_KEY``).
+requests answered at once (as many as one base's running batch holds: they join it) and waiting (429 when
+full), and an optional bearer token (``MEDALPACA_API_KEY``).
 On a Space the API is off unless ``MEDALPACA_OPENAI_API=1``: a public Space should not become a free
 API by accident.
 """
@@ -37,10 +38,12 @@ from .openai_scoring import answer_logprobs, legacy_completion
 from .prompts import STOP_MARKERS, PromptError
 from .ratelimit import RateLimited, RateLimiter
 from .registry import UnknownVariantError
+from .scheduler import SchedulerConfig
 
 ENABLE_ENV = "MEDALPACA_OPENAI_API"
 KEY_ENV = "MEDALPACA_API_KEY"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+ROWS_PER_BATCH = SchedulerConfig().max_rows
 
 
 def api_enabled() -> bool:
@@ -56,11 +59,11 @@ class ApiConfig:
     """``api_key``: the bearer token every request must carry (None: no token); the rest bounds the work."""
 
     api_key: str | None = None
-    max_running: int = 2
+    max_running: int = ROWS_PER_BATCH  # requests for one base share its running batch: as many as it holds
     max_waiting: int = 32
 
     @classmethod
-    def from_env(cls, max_running: int = 2, max_waiting: int = 32) -> ApiConfig:
+    def from_env(cls, max_running: int = ROWS_PER_BATCH, max_waiting: int = 32) -> ApiConfig:
         return cls(os.environ.get(KEY_ENV) or None, max_running, max_waiting)
 
 

@@ -14,7 +14,10 @@ PACKAGES = ("medalpaca_core", "ui", "finetune", "benchmarks")
 STUDIO_INTERNALS = {"registry", "manager"}
 # CONTRIBUTING.md's drawing, top to bottom: a module may import its own layer and the layers below it.
 # A module of medalpaca_core that no lower pattern names is a caller of the studio (the layer above engine.py).
-MODELS = "generation loader registry selection remote multilora cpu_share paper default_model memory loading_lock"
+MODELS = (
+    "generation scheduler batch_row batch_cache sampling loader registry selection remote multilora cpu_share paper"
+    " default_model memory loading_lock"
+)
 TEXT = "prompts records grounding hub paths hosting text echo import_cache"
 LAYERS = [
     ("benchmarks", ["benchmarks", "benchmarks.*"]),

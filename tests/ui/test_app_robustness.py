@@ -30,16 +30,15 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-import medalpaca_core.engine
 from medalpaca_core.default_model import DEFAULT_ALIAS, DEFAULT_PARAMS
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import run_batch
 from medalpaca_core.hosting import TRUSTED_PROXY_ENV
 from medalpaca_core.loader import ModelManager
 from medalpaca_core.memory import MIB
 from medalpaca_core.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
 from medalpaca_core.ratelimit import RateLimit, RateLimiter
 from medalpaca_core.registry import Variant
+from medalpaca_core.scheduler import BatchScheduler
 from medalpaca_core.votes import VOTES_FILE
 from tests.app_server import ECHO, SHORT, TRIO, EchoStudio, compare, serve, tiny_app_registry, vote
 from tests.tiny import build_tiny_llama, build_tiny_lora
@@ -203,7 +202,7 @@ def test_stop_frees_the_worker_at_once(app):
         for client, variant in zip(clients[:2], TRIO[:2], strict=True)
     ]
 
-    def generating() -> int | None:  # the two share a base, so one generates while the other waits for it
+    def generating() -> int | None:  # the two share a base: they answer in its one running batch
         return next((n for n, job in enumerate(jobs) if any("Generating" in str(o[1]) for o in job.outputs())), None)
 
     try:
@@ -228,17 +227,19 @@ def test_client_that_disconnects_mid_stream_stops_its_generation(app, monkeypatc
     """A raw SSE client reads until the answer streams, then drops the connection; generation ends within ~1 s."""
     finished: list[dict] = []
 
-    def recording_run_batch(loaded, rows, settings, cancel, on_answer):
+    run = BatchScheduler.run
+
+    def recording_run(scheduler, rows, settings, cancel, on_answer):
         last = {}
 
         def record(answer):
             last[answer.variant_id] = answer
             on_answer(answer)
 
-        run_batch(loaded, rows, settings, cancel, record)
+        run(scheduler, rows, settings, cancel, record)
         finished.append(last)
 
-    monkeypatch.setattr(medalpaca_core.engine, "run_batch", recording_run_batch)
+    monkeypatch.setattr(BatchScheduler, "run", recording_run)
     wait_until(lambda: not generating_threads(), 30)  # nothing left running from earlier tests
     with raw_event(app, "compare", [["tiny-lora-0"], "", "Tell me about asthma.", *LONG.values(), False]) as messages:
         next(m for m in messages if "Generating" in json.dumps(m))
