@@ -44,9 +44,10 @@ def doc_to_text(question: Question, kind: str) -> str:
     return f"Question: {question.text}\n{_lettered(question)}Answer:"  # medqa, usmle
 
 
-def choices(question: Question, kind: str) -> dict[str, str]:
-    """Option letter -> the choice the harness scores (``doc_to_choice``): the letter, or PubMedQA's word."""
-    if kind == "pubmedqa":
+def choices(question: Question, kind: str, choice: str = "letter") -> dict[str, str]:
+    """Option letter -> the choice the harness scores (``doc_to_choice``): the letter, PubMedQA's word, or with
+    ``choice="text"`` each option's text (a task file's ``doc_to_choice`` that lists the options' texts)."""
+    if kind == "pubmedqa" or choice == "text":
         return dict(question.options)
     return {letter: letter for letter in question.options}
 
@@ -59,10 +60,10 @@ def description(question: Question, kind: str) -> str:
     return ""
 
 
-def context(question: Question, kind: str, shots: Sequence[Question] = ()) -> str:
+def context(question: Question, kind: str, shots: Sequence[Question] = (), choice: str = "letter") -> str:
     """The whole prompt: description, then each example with its answer, then the question."""
     examples = "".join(
-        doc_to_text(shot, kind) + TARGET_DELIMITER + choices(shot, kind)[shot.answer] + FEWSHOT_DELIMITER
+        doc_to_text(shot, kind) + TARGET_DELIMITER + choices(shot, kind, choice)[shot.answer] + FEWSHOT_DELIMITER
         for shot in shots
     )
     return description(question, kind) + examples + doc_to_text(question, kind)

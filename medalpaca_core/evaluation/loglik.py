@@ -5,9 +5,10 @@ to follow the answer format, which is where ``generate`` scores mostly parse fai
 paper's prompt is the one ``generate`` uses, ending in "The Answer to the question is:"; the
 candidate continuations are " A", " B", ... (``letter``) or each option's text (``text``),
 ranked by their mean log-probability per token so that long option texts are not penalised for
-their length. The harness's prompt (``harness.py``) ranks its choices by summed log-probability
-(its ``acc``). Every record also holds ``acc_norm``'s pick (log-likelihood per byte of the
-choice, as the harness normalises), and the options' probabilities renormalised over the
+their length. The harness's prompt (``harness.py``) ranks its choices (letters, or with ``text`` the
+options' texts, as a task file whose ``doc_to_choice`` lists them) by summed log-probability (its
+``acc``). Every record also holds ``acc_norm``'s pick (log-likelihood per byte of the choice, as
+the harness normalises), and the options' probabilities renormalised over the
 options, from which calibration is measured.
 
 Letters are single tokens in the tokenizers used here, so one forward pass of the prompt alone
@@ -32,6 +33,7 @@ from .prompt import PromptStyle, exam_parts
 from .results import new_record
 
 CHOICES = ("letter", "text")
+BATCH_ROWS = 16  # rows per forward pass when several questions are scored together
 PROBABILITY_DIGITS = 4
 
 
@@ -49,6 +51,7 @@ class _Candidate:
         str, str
     ]  # what acc_norm divides by (in bytes): the option letter or text, or the harness choice
     shift: int = 0  # options rotated by this many places (the permutation check)
+    asked: int = 0  # which of the questions scored together this one is
 
 
 def continuation_text(question: Question, letter: str, choice: str) -> str:
@@ -58,10 +61,9 @@ def continuation_text(question: Question, letter: str, choice: str) -> str:
 def _prompt(variant: Variant, question: Question, style: PromptStyle, choice: str, tokenizer: Any):
     """The prompt text, its ids and each option's continuation text, in the paper's or the harness's style."""
     if style.style == "harness":
-        prompt = harness.context(question, style.kind, style.shots)
-        texts = {
-            letter: harness.TARGET_DELIMITER + text for letter, text in harness.choices(question, style.kind).items()
-        }
+        prompt = harness.context(question, style.kind, style.shots, choice)
+        scored = harness.choices(question, style.kind, choice)
+        texts = {letter: harness.TARGET_DELIMITER + text for letter, text in scored.items()}
         return prompt, tokenizer(prompt)["input_ids"], "medalpaca", texts
     prompt = render(variant.template, exam_parts(question, style.shots), tokenizer)
     texts = {letter: continuation_text(question, letter, choice) for letter in question.options}
@@ -88,9 +90,13 @@ def _candidate(
     return loaded, _Candidate(variant_id, adapter, question, prompt, prompt_ids, continuations, choice_texts, shift)
 
 
+def _multi_token(candidate: _Candidate) -> bool:
+    return any(len(ids) > 1 for ids in candidate.continuations.values())
+
+
 def _scores(loaded: LoadedModel, candidates: list[_Candidate]) -> list[dict[str, tuple[float, int]]]:
     """(summed log-probability, tokens) of every option, for every candidate, in one forward pass."""
-    if all(len(ids) == 1 for c in candidates for ids in c.continuations.values()):
+    if not any(_multi_token(c) for c in candidates):
         logprobs = forward_logprobs(loaded, [(c.prompt_ids, c.adapter) for c in candidates], keep=1)
         return [
             {letter: (float(logprobs[i, -1, ids[0]]), 1) for letter, ids in c.continuations.items()}
@@ -161,6 +167,10 @@ def _rotation_summary(main: _Candidate, picks: list[tuple[_Candidate, str]]) -> 
     return summary
 
 
+Asked = tuple[Question, PromptStyle]  # a question and the prompt it is asked with
+Outcome = tuple[dict[str, dict[str, Any]], dict[str, str]]  # variant -> record, variant -> why it failed
+
+
 def loglik_records(
     studio: Studio,
     question: Question,
@@ -168,48 +178,81 @@ def loglik_records(
     choice: str = "letter",
     style: PromptStyle | None = None,
     rotate: bool = False,
-) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+) -> Outcome:
     """Each variant's record for ``question``, and the variants that failed (id -> error).
 
     With ``rotate``, the question is also asked with its options rotated through every position
     (in the same forward pass); the record then holds each rotation's pick under ``rotations``.
     """
-    style = style or PromptStyle()
+    return loglik_many(studio, [(question, style or PromptStyle())], variant_ids, choice, rotate)[0]
+
+
+def _shifts(question: Question, style: PromptStyle, rotate: bool) -> range:
     positional = not (style.style == "harness" and style.kind == "pubmedqa")  # its prompt lists no options
-    shifts = range(len(question.options)) if rotate and positional else range(1)
-    records: dict[str, dict[str, Any]] = {}
-    errors: dict[str, str] = {}
-    for group in studio.group_by_base(variant_ids):
-        prepared: list[tuple[LoadedModel, _Candidate]] = []
+    return range(len(question.options)) if rotate and positional else range(1)
+
+
+def _prepare(
+    studio: Studio, asked: list[Asked], group: list[str], choice: str, rotate: bool, outcomes: list[Outcome]
+) -> tuple[LoadedModel | None, list[_Candidate]]:
+    """Every (question, variant, rotation) candidate of one base group; failures go into ``outcomes``."""
+    prepared: list[tuple[LoadedModel, _Candidate]] = []
+    for index, (question, style) in enumerate(asked):
+        errors = outcomes[index][1]
         for variant_id in group:
             try:
-                for shift in shifts:
-                    prepared.append(_candidate(studio, variant_id, rotated(question, shift), choice, style, shift))
+                for shift in _shifts(question, style, rotate):
+                    loaded, candidate = _candidate(studio, variant_id, rotated(question, shift), choice, style, shift)
+                    prepared.append((loaded, replace(candidate, asked=index)))
             except Exception as error:  # this variant fails; the rest of its group goes on
                 errors[variant_id] = str(error)
-        prepared = [(model, c) for model, c in prepared if c.variant_id not in errors]
-        if not prepared:
-            continue
-        loaded = prepared[-1][0]
-        for stale, candidate in prepared:  # a failed adapter injection reloads the base: start again next time
-            if stale is not loaded:
-                errors[candidate.variant_id] = "its base model was reloaded while loading another adapter; run again"
-        candidates = [
-            candidate for model, candidate in prepared if model is loaded and candidate.variant_id not in errors
-        ]
-        try:
-            all_scores = _scores(loaded, candidates)
-        except Exception as error:  # a failed batch fails its variants, not the other groups
-            errors.update({c.variant_id: f"{type(error).__name__}: {error}" for c in candidates})
-            continue
-        picks: dict[str, list[tuple[_Candidate, str]]] = {}
-        for candidate, scores in zip(candidates, all_scores, strict=True):
-            record = _record(candidate, scores, style, choice)
+    prepared = [(model, c) for model, c in prepared if c.variant_id not in outcomes[c.asked][1]]
+    if not prepared:
+        return None, []
+    loaded = prepared[-1][0]
+    for stale, candidate in prepared:  # a failed adapter injection reloads the base: start again next time
+        if stale is not loaded:
+            message = "its base model was reloaded while loading another adapter; run again"
+            outcomes[candidate.asked][1][candidate.variant_id] = message
+    return loaded, [c for model, c in prepared if model is loaded and c.variant_id not in outcomes[c.asked][1]]
+
+
+def _batches(candidates: list[_Candidate], rows: int) -> list[list[_Candidate]]:
+    """Candidates in forward passes of about ``rows`` rows (a question's candidates are never split)."""
+    batches: list[list[_Candidate]] = [[]]
+    for candidate in candidates:
+        size = sum(len(c.continuations) if _multi_token(c) else 1 for c in batches[-1])
+        if batches[-1] and batches[-1][-1].asked != candidate.asked and size >= rows:
+            batches.append([])
+        batches[-1].append(candidate)
+    return batches
+
+
+def loglik_many(
+    studio: Studio, asked: list[Asked], variant_ids: list[str], choice: str = "letter", rotate: bool = False
+) -> list[Outcome]:
+    """``loglik_records`` for several questions, their rows batched into forward passes of ``BATCH_ROWS``."""
+    outcomes: list[Outcome] = [({}, {}) for _ in asked]
+    for group in studio.group_by_base(variant_ids):
+        loaded, candidates = _prepare(studio, asked, group, choice, rotate, outcomes)
+        scored: list[tuple[_Candidate, dict[str, tuple[float, int]]]] = []
+        for batch in _batches(candidates, BATCH_ROWS):
+            try:
+                scored += zip(batch, _scores(loaded, batch), strict=True)
+            except Exception as error:  # a failed batch fails its variants, not the other groups
+                for c in batch:
+                    outcomes[c.asked][1][c.variant_id] = f"{type(error).__name__}: {error}"
+        picks: dict[tuple[int, str], list[tuple[_Candidate, str]]] = {}
+        for candidate, scores in scored:
+            records, errors = outcomes[candidate.asked]
+            if candidate.variant_id in errors:
+                continue
+            record = _record(candidate, scores, asked[candidate.asked][1], choice)
             if candidate.shift == 0:
                 records[candidate.variant_id] = record
-            picks.setdefault(candidate.variant_id, []).append((candidate, record["parsed"]))
+            picks.setdefault((candidate.asked, candidate.variant_id), []).append((candidate, record["parsed"]))
         if rotate:
-            for variant_id, variant_picks in picks.items():
+            for (index, variant_id), variant_picks in picks.items():
                 main = next(c for c, _ in variant_picks if c.shift == 0)
-                records[variant_id]["rotations"] = _rotation_summary(main, variant_picks)
-    return records, errors
+                outcomes[index][0][variant_id]["rotations"] = _rotation_summary(main, variant_picks)
+    return outcomes

@@ -51,11 +51,20 @@ def results_markdown(scores: Scores, title: str, norm_scores: Scores | None = No
         if norm:
             rows.append([variant_id, f"{mode} acc_norm", *[_cell(norm.get(c)) for c in columns], *extra])
     lines = [f"### {title}", "", *_table(header, rows), ""]
-    lines.append(
-        "Accuracy (95% Wilson interval); unparsed answers count as wrong. acc_norm: the option with the highest "
-        "log-likelihood per byte of its text."
-    )
+    lines.append("Accuracy (95% Wilson interval); unparsed answers count as wrong. " + norm_note(scores, norm_scores))
     return "\n".join(lines) + "\n"
+
+
+def norm_note(scores: Scores, norm_scores: Scores | None) -> str:
+    """What acc_norm is where it is shown, and why it is left out where it is not (said once)."""
+    shown = "acc_norm: the option with the highest log-likelihood per byte of its text."
+    left_out = [run for run in scores if run[1] == "loglik" and run not in (norm_scores or {})]
+    if not left_out:
+        return shown if norm_scores else ""
+    why = "every choice is then one byte long, so acc_norm equals acc."
+    if norm_scores:
+        return f"{shown} It is left out where letters are scored: {why}"
+    return f"acc_norm is not shown: letters were scored, {why}"
 
 
 def tasks_markdown(scores: Scores, norm_scores: Scores, formats: Mapping[str, str], title: str) -> str:
@@ -76,14 +85,31 @@ def tasks_markdown(scores: Scores, norm_scores: Scores, formats: Mapping[str, st
     return "\n".join(lines) + "\n"
 
 
+SIGNIFICANCE = 0.05
+DIFFER = "differ beyond chance"
+NO_EVIDENCE = "no evidence of a difference"
+
+
+def verdict(pair: Mapping[str, Any]) -> str:
+    """One McNemar row's reading: only a p below the significance level says that the runs differ."""
+    return DIFFER if pair["p_value"] < SIGNIFICANCE else NO_EVIDENCE
+
+
 def statistics_markdown(statistics: Mapping[str, Any]) -> str:
     """McNemar's test for every pair of runs, calibration, and position bias."""
     lines = ["### Is the difference real? (McNemar's exact test, same questions)", ""]
     pairs = statistics.get("mcnemar", [])
     if pairs:
-        header = ["run A", "run B", "questions", "only A right", "only B right", "p (exact)"]
-        rows = [[p["a"], p["b"], str(p["n"]), str(p["a_only"]), str(p["b_only"]), f"{p['p_value']:.4f}"] for p in pairs]
-        lines += [*_table(header, rows), "", "p < 0.05: the two runs differ beyond chance on these questions.", ""]
+        header = ["run A", "run B", "questions", "only A right", "only B right", "p (exact)", "verdict"]
+        rows = [
+            [p["a"], p["b"], str(p["n"]), str(p["a_only"]), str(p["b_only"]), f"{p['p_value']:.4f}", verdict(p)]
+            for p in pairs
+        ]
+        note = (
+            f"Verdict per row at the 5% level: '{DIFFER}' only where p < {SIGNIFICANCE}, otherwise "
+            f"'{NO_EVIDENCE}' (which does not show that the two runs are equal)."
+        )
+        lines += [*_table(header, rows), "", note, ""]
     else:
         lines += ["One run only: nothing to compare.", ""]
     calibration = statistics.get("calibration", {})

@@ -22,7 +22,7 @@ from ..paths import data_dir
 from ..prompts import PromptError
 from .exams import Exam, ExamError, Question
 from .generate import GenerateConfig, generate_records
-from .loglik import CHOICES, loglik_records
+from .loglik import CHOICES, loglik_many, loglik_records
 from .prompt import PROMPT_STYLES, PromptStyle
 from .report import (
     bar_chart,
@@ -33,11 +33,12 @@ from .report import (
     tasks_markdown,
 )
 from .results import ResultsStore, atomic_write, run_key
-from .scoring import Score, score_by_step
+from .scoring import ALL_STEPS, Score, score_by_step
 from .shots import ShotPool
 from .statistics import run_statistics
 
 MODES = ("generate", "loglik")
+QUESTIONS_PER_PASS = 16  # loglik: questions scored together (one forward pass for letters), then saved
 Progress = Callable[[int, int, str], None]
 
 
@@ -81,6 +82,11 @@ class EvalConfig:
             settings["rotate"] = True
         return settings
 
+    def scores_texts(self, kind: str) -> bool:
+        """Whether the choices scored differ in length, the only case where acc_norm can differ from acc:
+        option texts, or PubMedQA's yes/no/maybe in the harness's prompt (letters are one byte each)."""
+        return self.choice == "text" or (self.prompt == "harness" and kind == "pubmedqa")
+
     def style(self, exam: Exam, question: Question) -> PromptStyle:
         task = exam.tasks.get(question.step)
         return PromptStyle(self.prompt, task.kind if task else "usmle", self.pool.pick(question, self.shots))
@@ -110,6 +116,39 @@ def _answer(
     if mode == "generate":
         return generate_records(studio, question, variant_ids, config.generate, cancel, style.shots)
     return loglik_records(studio, question, variant_ids, config.choice, style, config.rotate)
+
+
+def _answer_chunk(
+    studio: Studio, mode: str, todo: list[tuple[Question, list[str]]], config: EvalConfig, exam: Exam, cancel: Any
+) -> list[tuple[dict[str, dict[str, Any]], dict[str, str]]]:
+    """Several questions' records: in batched forward passes when they ask the same variants (loglik)."""
+    asked = [(question, variants) for question, variants in todo if variants]
+    if mode == "loglik" and len({tuple(variants) for _, variants in asked}) == 1:
+        styles = [(question, config.style(exam, question)) for question, _ in asked]
+        outcomes = iter(loglik_many(studio, styles, asked[0][1], config.choice, config.rotate))
+    else:
+        outcomes = iter(
+            [_answer(studio, mode, question, variants, config, exam, cancel) for question, variants in asked]
+        )
+    return [next(outcomes) if variants else ({}, {}) for _, variants in todo]
+
+
+def _keep(
+    store: ResultsStore,
+    mode: str,
+    todo: list[tuple[Question, list[str]]],
+    outcomes: list[tuple[dict[str, dict[str, Any]], dict[str, str]]],
+    errors: dict[str, str],
+) -> None:
+    """Each question's records into the store (saved once for the chunk), its failures into ``errors``."""
+    saved = False
+    for (question, _), (records, failed) in zip(todo, outcomes, strict=True):
+        for variant_id, record in records.items():
+            store.add(variant_id, mode, record)
+            saved = True
+        errors.update({run_key(v, mode): f"{question.key}: {message}" for v, message in failed.items()})
+    if saved:
+        store.save()
 
 
 def title(exam: Exam, config: EvalConfig) -> str:
@@ -145,6 +184,16 @@ def write_reports(outcome: EvalOutcome, config: EvalConfig | None = None) -> Non
         atomic_write(outcome.files["reliability"], reliability_chart(outcome.statistics["calibration"]))
 
 
+def _norm_scores(records: list[dict[str, Any]], exam: Exam, config: EvalConfig) -> dict[str, Score]:
+    """acc_norm per step, for the steps where it can differ from acc (with the overall score); {} for none."""
+    if not all("correct_norm" in record for record in records):
+        return {}
+    kinds = {step: task.kind for step, task in exam.tasks.items()}
+    by_step = score_by_step(records, norm=True)
+    kept = {step: score for step, score in by_step.items() if config.scores_texts(kinds.get(step, "usmle"))}
+    return {**kept, ALL_STEPS: by_step[ALL_STEPS]} if kept else {}
+
+
 def run_evaluation(
     studio: Studio,
     variant_ids: list[str],
@@ -174,20 +223,20 @@ def run_evaluation(
     total, done = len(config.modes) * len(asked.questions), 0
     for mode in config.modes:
         started = time.perf_counter()
-        for question in asked.questions:
+        size = QUESTIONS_PER_PASS if mode == "loglik" else 1
+        for first in range(0, len(asked.questions), size):
             if cancel is not None and cancel.is_set():
                 break
-            todo = [v for v in variant_ids if run_key(v, mode) not in errors and not store.has(v, mode, question)]
-            if todo:
-                records, failed = _answer(studio, mode, question, todo, config, asked, cancel)
-                for variant_id, record in records.items():
-                    store.add(variant_id, mode, record)
-                errors.update({run_key(v, mode): f"{question.key}: {message}" for v, message in failed.items()})
-                if records:
-                    store.save()
-            done += 1
-            if progress is not None:
-                progress(done, total, f"{mode} {question.key}")
+            chunk = asked.questions[first : first + size]
+            todo = [
+                (q, [v for v in variant_ids if run_key(v, mode) not in errors and not store.has(v, mode, q)])
+                for q in chunk
+            ]
+            _keep(store, mode, todo, _answer_chunk(studio, mode, todo, config, asked, cancel), errors)
+            for question in chunk:
+                done += 1
+                if progress is not None:
+                    progress(done, total, f"{mode} {question.key}")
         seconds[mode] = time.perf_counter() - started
     scores = {
         (variant_id, mode): score_by_step(store.records(variant_id, mode, asked))
@@ -202,9 +251,9 @@ def run_evaluation(
         if store.records(variant_id, mode, asked)
     }
     norm_scores = {
-        (variant_id, mode): score_by_step(store.records(variant_id, mode, asked), norm=True)
+        (variant_id, mode): norm
         for (variant_id, mode) in scores
-        if mode == "loglik" and all("correct_norm" in r for r in store.records(variant_id, mode, asked))
+        if mode == "loglik" and (norm := _norm_scores(store.records(variant_id, mode, asked), asked, config))
     }
     statistics = run_statistics(runs)
     if store.path.exists():

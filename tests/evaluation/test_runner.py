@@ -135,15 +135,16 @@ def test_interrupted_run_resumes_without_asking_again(studio, tmp_path, monkeypa
     config = EvalConfig(modes=("loglik",), limit=2)
     variants = ["tiny", "tiny-lora-0"]
     calls = []
-    original = runner.loglik_records
+    original, per_pass = runner.loglik_many, runner.QUESTIONS_PER_PASS
 
-    def interrupted(studio, question, variant_ids, *settings):
-        calls.append(question.key)
+    def interrupted(studio, asked, variant_ids, *settings):
+        calls.extend(question.key for question, _ in asked)
         if len(calls) == 4:
             raise PowerCut
-        return original(studio, question, variant_ids, *settings)
+        return original(studio, asked, variant_ids, *settings)
 
-    monkeypatch.setattr(runner, "loglik_records", interrupted)
+    monkeypatch.setattr(runner, "QUESTIONS_PER_PASS", 1)  # one question a pass: the cut falls between two
+    monkeypatch.setattr(runner, "loglik_many", interrupted)
     with pytest.raises(PowerCut):
         run_evaluation(studio, variants, EXAM, tmp_path / "run", config)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -152,7 +153,8 @@ def test_interrupted_run_resumes_without_asking_again(studio, tmp_path, monkeypa
     calls.clear()
     resumed = run_evaluation(studio, variants, EXAM, tmp_path / "run", config)
     assert calls == ["step2/2", "step3/1", "step3/2"], "only the unanswered questions are asked"
-    monkeypatch.setattr(runner, "loglik_records", original)
+    monkeypatch.setattr(runner, "loglik_many", original)
+    monkeypatch.setattr(runner, "QUESTIONS_PER_PASS", per_pass)
     fresh = run_evaluation(studio, variants, EXAM, tmp_path / "fresh", config)
     assert {k: v["all"].as_dict() for k, v in resumed.scores.items()} == {
         k: v["all"].as_dict() for k, v in fresh.scores.items()

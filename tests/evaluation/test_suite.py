@@ -41,6 +41,9 @@ def test_suite_on_the_bundled_samples_with_statistics_and_resume(studio, tmp_pat
         assert f"| {task} | " in printed, task
     assert "| pubmedqa_labeled | PubMedQA (labelled; the abstract is the context) | 2 |" in printed
     assert "| tiny · loglik | tiny-lora-0 · loglik | 14 |" in printed, "McNemar on the 14 shared questions"
+    rows = {line.split(" | ")[0].strip("| "): line for line in printed.splitlines() if line.startswith("| ")}
+    assert "; norm" in rows["pubmedqa_labeled"], "yes/no/maybe differ in length: acc_norm can differ"
+    assert "; norm" not in rows["medqa_4options_test"], "letters are one byte each: acc_norm would repeat acc"
     document = json.loads((out / "results.json").read_text())
     statistics = document["statistics"]
     assert (
@@ -63,6 +66,7 @@ def test_suite_on_the_bundled_samples_with_statistics_and_resume(studio, tmp_pat
         raise AssertionError("a finished suite was asked again")
 
     monkeypatch.setattr(runner, "loglik_records", asked_again)
+    monkeypatch.setattr(runner, "loglik_many", asked_again)
     assert cli.main(argv) == 0, "resumed: every answer is already in results.json"
 
 
