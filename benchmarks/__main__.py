@@ -38,6 +38,8 @@ TARGETS = """\
 | cached cold start of the default model under 3 s | cold start, cached load (the load, and from process start) |
 | (issue 3) Submit to last token, the app's default 3-variant comparison | app, default comparison |
 | (issue 15) loglik on 1,000 four-option questions in under 5 minutes | evaluation, loglik |
+| (issue 24) loglik at least 5 four-option questions/s, 2.5x the one-question path | evaluation, loglik |
+| (issue 24) lm-eval through /v1 picks as eval does on at least 99% of questions | evaluation, lm-eval |
 | (issue 13) /v1/completions adds under 50 ms to the Compare path's generation | app, /v1/completions vs Compare |
 | (issue 12) 100,000 votes over 20 variants rated with 200 bootstrap resamples in under 10 s | ratings |
 """
@@ -108,10 +110,11 @@ def load_rows() -> list[Row]:
 
 
 def evaluation_rows() -> list[Row]:
-    """Log-likelihood evaluation speed (``benchmarks/eval_loglik.py``), in a fresh process."""
-    from benchmarks.eval_loglik import rows
+    """Log-likelihood evaluation speed (``benchmarks/eval_loglik.py``) and lm-evaluation-harness's agreement
+    with it (``benchmarks/harness_agreement.py``), each in a fresh process."""
+    from benchmarks import eval_loglik, harness_agreement
 
-    return in_fresh_process(rows, 100)
+    return in_fresh_process(eval_loglik.rows, 100) + in_fresh_process(harness_agreement.rows, 100)
 
 
 def rating_rows() -> list[Row]:
