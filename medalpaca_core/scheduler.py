@@ -16,10 +16,14 @@ or leaves (``batch_cache``), so its greedy answer is the one it gets alone (up t
 rounding of a different batch size). A row that cannot be served (prompt longer than the window, its
 adapter gone while it waited, a failed prefill) fails alone.
 
-transformers 5 ships continuous batching (``generate_batch``, ``ContinuousBatchingManager``: packed
-varlen sequences over a paged cache), but with one adapter set and one seed for the whole batch, no
-per-row repetition penalty or minimum length, and its paged attention is made for CUDA; this scheduler
-keeps ``DynamicCache`` and the model's ordinary forward, where the fused multi-LoRA hooks work.
+transformers 5 ships continuous batching (``generate_batch``, ``ContinuousBatchingManager``: every request's
+tokens packed into one (1, tokens) sequence over a paged KV cache). What it lacks here: one adapter per row
+(the fused multi-LoRA hooks select adapters by batch row, and a packed sequence has one row), a seed per
+request (``do_sample`` and one ``torch.multinomial`` for the whole batch), a repetition penalty or minimum
+length per request, template stop markers and our streaming ``Answer``s. So this scheduler keeps the model's
+ordinary forward over a padded (rows, tokens) batch and a ``DynamicCache``, and takes transformers' logits
+processors for each row's sampling (``sampling``); the paged cache would pay off at batch sizes and context
+lengths far above the 8 rows of a few hundred tokens that it serves.
 """
 
 from __future__ import annotations
@@ -192,7 +196,7 @@ class BatchScheduler:
             return
         for row, logits in zip(joining, output.logits[:, -1], strict=True):
             row.take(logits)
-        joined = BatchCache(output.past_key_values, mask)
+        joined = BatchCache(output.cache, mask)
         if self._batch is None:
             self._batch = joined
         else:
@@ -211,7 +215,7 @@ class BatchScheduler:
                 input_ids=tokens,
                 attention_mask=batch.grow(),
                 position_ids=positions,
-                past_key_values=batch.cache,
+                cache=batch.cache,
             )
         except Exception as error:  # the batch's state is unknown now: its rows fail, the waiting ones start afresh
             self._running, self._batch = [], None
