@@ -92,6 +92,8 @@ class BatchScheduler:
                     f"(at most {self.config.max_waiting}). Try again shortly."
                 )
             self._waiting.extend(live)
+            if live:
+                self.loaded.serving = True  # the model manager releases no base that rows run on or wait for
             if self._worker is None and live:
                 self._worker = threading.Thread(target=self._work, name="medalpaca-batch", daemon=True)
                 self._worker.start()
@@ -111,7 +113,6 @@ class BatchScheduler:
         import torch
 
         on_cpu = self.loaded.model.device.type == "cpu"
-        self.loaded.serving = True  # the model manager does not release a base while rows run on it
         try:
             with torch.inference_mode(), CPU_SHARE.generation() if on_cpu else nullcontext():
                 while self._step(on_cpu):
@@ -226,18 +227,21 @@ class BatchScheduler:
             row.take(logits)
 
     def _leave(self) -> None:
-        """Finished and cancelled rows leave the batch (and its cache)."""
-        keep = [index for index, row in enumerate(self._running) if not row.leaving]
-        if len(keep) == len(self._running):
+        """Finished and cancelled rows leave the batch (and its cache); the base stops serving once nothing is left."""
+        leaving = [row.leaving for row in self._running]  # read once: a cancel may come in the meantime
+        if not any(leaving):
             return
-        for row in self._running:
-            if row.leaving:
-                row.leave()
+        keep = [index for index, gone in enumerate(leaving) if not gone]
+        gone = [row for row, left in zip(self._running, leaving, strict=True) if left]
         self._running = [self._running[index] for index in keep]
         if keep:
             self._batch.keep(keep)
         else:
             self._batch = None
+        with self._lock:
+            self.loaded.serving = bool(self._running or self._waiting)
+        for row in gone:  # after the state above: whoever waits for these rows finds the scheduler as they left it
+            row.leave()
 
     def _fail_all(self, message: str) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ import pytest
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation import GenerationSettings, Row
 from medalpaca_core.loader import ModelManager
+from medalpaca_core.memory import MemoryRefusal
 from medalpaca_core.prompts import PromptParts, cut_response, encode, render
 from medalpaca_core.scheduler import BatchScheduler, SchedulerBusy, SchedulerConfig
 
@@ -157,6 +158,25 @@ def test_a_row_whose_adapter_is_unloaded_while_it_waits_fails_alone(studio):
     failed = answers["tiny-lora-1"]
     assert failed.status == "error" and "unloaded while the request waited" in failed.error
     assert answers["tiny"].text == expected.text and all("tiny-lora-1" not in rows for rows in steps)
+
+
+def test_the_manager_releases_no_base_while_it_serves_rows(tiny_registry):
+    needed = ModelManager(device="cpu").estimate_for(tiny_registry.get("tiny")).bytes
+    studio = Studio(tiny_registry, ModelManager(device="cpu", budget_bytes=int(needed * 1.5)))  # room for one base
+    refusals = []
+
+    def load_another(run, _):
+        try:
+            studio.acquire(studio.variant("tiny-nf4"))
+        except MemoryRefusal as error:
+            refusals.append(str(error))
+
+    run, _ = scheduler_with_plan(studio, {2: load_another})
+    run.submit([row(studio, "tiny")])
+    assert run.wait()["tiny"].status == "done"
+    assert refusals and "Not enough memory to load tiny-nf4" in refusals[0], "the serving base was not released"
+    studio.acquire(studio.variant("tiny-nf4"))  # the batch is over: the idle base makes room
+    assert [model.key.quantization for model in studio.manager.loaded()] == ["nf4"]
 
 
 def test_a_flood_is_refused_beyond_the_line_and_served_first_come_first_served(studio):
