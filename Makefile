@@ -56,8 +56,10 @@ clean:
 # The shipped adapters and the full fine-tune, from ../shared development data (not needed by the app
 # or its tests). Passive OpenMP waiting keeps 2 shared CPU cores from spinning against each other.
 FINETUNE := OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) -m finetune
-.PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune quality
+.PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
 HELDOUT := outputs/heldout.json
+QUALITY_VARIANTS := --variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
+ANSWERS_LIMIT ?= 40
 
 adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (90 steps: ~45 min on 2 CPU cores)
 	$(FINETUNE) --config medalpaca-smol-lora --overwrite
@@ -68,10 +70,17 @@ adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit 
 finetune-full: prepare  ## full fine-tune into $MEDALPACA_HOME/finetuned/medalpaca-smol-full (too large to commit)
 	$(FINETUNE) --config medalpaca-smol-full --overwrite
 
-quality: prepare  ## held-out answer loss of the base and both shipped adapters, without and with a RAFT context
+quality: quality-loss quality-answers  ## held-out quality of the base and both shipped adapters: loss and answers
+
+quality-heldout: prepare  ## the shipped adapters' validation split (needs ../shared data)
 	$(FINETUNE) --config medalpaca-smol-lora --write-validation $(HELDOUT)
-	HF_HUB_OFFLINE=1 $(PY) -m medalpaca_core perplexity --data $(HELDOUT) --with-context \
-		--variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
+
+quality-loss: quality-heldout  ## held-out answer loss, without and with a RAFT context
+	HF_HUB_OFFLINE=1 $(PY) -m medalpaca_core perplexity --data $(HELDOUT) --with-context $(QUALITY_VARIANTS)
+
+quality-answers: quality-heldout  ## the first ANSWERS_LIMIT held-out questions, greedy, 256 tokens: stops, loops, lengths, P(EOS)
+	OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) -m medalpaca_core answers --data $(HELDOUT) \
+		--limit $(ANSWERS_LIMIT) --max-new-tokens 256 --output outputs/answers.json $(QUALITY_VARIANTS)
 
 bench-finetune: prepare  ## training tokens/s and peak memory: full vs LoRA vs LoRA-8bit on the embedded base
 	OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) benchmarks/finetune_methods.py

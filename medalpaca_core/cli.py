@@ -1,11 +1,12 @@
-"""Command line: ``python -m medalpaca_core {prepare,list,ask,eval,perplexity,serve,leaderboard,export-votes} …``.
+"""Command line: ``python -m medalpaca_core COMMAND …`` (``prepare``, ``list``, ``ask``, ``eval``, ``perplexity``,
+``answers``, ``serve``, ``leaderboard``, ``export-votes``).
 
 ``prepare`` converts the embedded default model once; ``list`` shows every variant with its
 availability and memory estimate; ``ask`` streams answers of one or more variants; ``eval``
-scores variants on a USMLE-style exam and ``perplexity`` measures their held-out answer loss
-(both in ``medalpaca_core.evaluation.commands``); ``serve`` runs the OpenAI-compatible API without the web page;
-``leaderboard`` rates variants from votes and ``export-votes`` writes the votes as JSON Lines (both in
-``medalpaca_core.leaderboard_cli``).
+scores variants on a USMLE-style exam, ``perplexity`` measures their held-out answer loss and
+``answers`` whether their held-out answers end or loop (all three in ``medalpaca_core.evaluation.commands``);
+``serve`` runs the OpenAI-compatible API without the web page; ``leaderboard`` rates variants from votes
+and ``export-votes`` writes the votes as JSON Lines (both in ``medalpaca_core.leaderboard_cli``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from collections.abc import Callable
 
 from .default_model import resolve_default_model
 from .engine import Studio
-from .evaluation.commands import add_eval_arguments, add_perplexity_arguments, cmd_eval, cmd_perplexity
+from .evaluation.commands import (
+    add_answers_arguments,
+    add_eval_arguments,
+    add_perplexity_arguments,
+    cmd_answers,
+    cmd_eval,
+    cmd_perplexity,
+)
 from .generation import PRESETS, GenerationSettings
 from .leaderboard_cli import add_export_arguments, add_leaderboard_arguments, cmd_export_votes, cmd_leaderboard
 from .memory import format_bytes
@@ -120,6 +128,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "ask": (cmd_ask, "ask one or more variants a question"),
     "eval": (cmd_eval, "zero-shot accuracy on a USMLE-style exam (generate and loglik modes)"),
     "perplexity": (cmd_perplexity, "held-out answer loss and perplexity on Medical Meadow-format Q&A"),
+    "answers": (cmd_answers, "held-out answers: natural stops, repeated sentences, lengths, P(EOS) after gold"),
     "serve": (cmd_serve, "the OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions) alone"),
     "leaderboard": (cmd_leaderboard, "Bradley–Terry ratings with 95% intervals from the votes (blind ones by default)"),
     "export-votes": (cmd_export_votes, "every vote as JSON Lines (nothing about the voter is stored)"),
@@ -127,6 +136,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "eval": add_eval_arguments,
     "perplexity": add_perplexity_arguments,
+    "answers": add_answers_arguments,
     "serve": add_serve_arguments,
     "leaderboard": add_leaderboard_arguments,
     "export-votes": add_export_arguments,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 TINY = {
     "hidden_size": 64,
@@ -51,4 +53,26 @@ def build_tiny_lora(
         if "lora_B" in name:  # make the adapter's effect large enough to flip greedy choices
             param.data.normal_(0, 0.5)
     peft_model.save_pretrained(folder)
+    return folder
+
+
+def train_tiny(base_dir: Path, folder: Path, loss: Callable[[Any, Any], Any], steps: int, lr: float = 1e-2) -> Path:
+    """The tiny model after ``steps`` of Adam on ``loss(model, tokenizer)``, saved into ``folder``: a model
+    that does one known thing (answers " C", always stops), so a test knows what it must find."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    torch.set_flush_denormal(True)  # Adam's moments of unused embedding rows turn denormal: 50x slower
+    try:
+        for _ in range(steps):
+            loss(model, tokenizer).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_flush_denormal(False)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder

@@ -7,14 +7,16 @@ the app's Evaluate tab calls too, so the command line and the app give the same 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..engine import Studio
 from ..generation import PRESETS
 from ..grounding import Grounding, ground
 from ..records import QAPair
+from .answers import AnswersConfig, answer_quality, answers_table
 from .exams import BUNDLED_EXAM, Exam
 from .generate import EVAL_NEW_TOKENS, RETRY_MIN_TOKENS, RETRY_SAMPLING, GenerateConfig
 from .loading import folder_files, load_exam
@@ -115,14 +117,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if outcome.errors else 0
 
 
-def add_perplexity_arguments(parser: argparse.ArgumentParser) -> None:
+def add_heldout_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``perplexity`` and ``answers`` share: the variants and the held-out records."""
     parser.add_argument("--variant", action="append", required=True, help="variant id (repeatable)")
     parser.add_argument("--data", required=True, help="Medical Meadow-format JSON list or JSONL")
     parser.add_argument("--skip", type=int, default=0, help="leave out the first N records")
     parser.add_argument("--limit", type=int, help="use at most N records")
-    parser.add_argument("--max-answer-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4, help="records per teacher-forced forward pass")
     parser.add_argument("--skip-malformed", action="store_true", help="skip malformed records instead of stopping")
+
+
+def add_perplexity_arguments(parser: argparse.ArgumentParser) -> None:
+    add_heldout_arguments(parser)
+    parser.add_argument("--max-answer-tokens", type=int, default=256)
     context = parser.add_argument_group(
         "context mode", "also score every answer with a RAFT context: its own passage among distractor passages"
     )
@@ -162,3 +169,41 @@ def cmd_perplexity(args: argparse.Namespace) -> int:
             row += f" {with_context.mean_loss:.4f} | {with_context.mean_loss / loss.mean_loss:.3f} |"
         print(row)
     return 0
+
+
+def add_answers_arguments(parser: argparse.ArgumentParser) -> None:
+    add_heldout_arguments(parser)
+    defaults = AnswersConfig()
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="token limit per answer")
+    parser.add_argument(
+        "--min-words", type=int, default=defaults.min_words, help="shortest sentence whose repetition counts"
+    )
+    parser.add_argument(
+        "--eos-cutoff",
+        type=int,
+        default=defaults.eos_cutoff,
+        help="P(EOS) after gold answers whose prompt, answer and EOS fit this many tokens (fine-tuning's cutoff)",
+    )
+    parser.add_argument("--output", help="also write every answer and its verdicts to this JSON file")
+
+
+def cmd_answers(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    pairs = load_pairs(args.data, args.skip, args.limit, args.skip_malformed)
+    config = AnswersConfig(args.max_new_tokens, args.min_words, args.eos_cutoff, args.batch_size)
+    bar = _Bar("question")
+    try:
+        report = answer_quality(Studio(), args.variant, pairs, config, bar)
+    finally:
+        bar.close()
+    print(answers_table(report, config))
+    if args.output:
+        detail = {variant_id: [asdict(answer) for answer in row.answers] for variant_id, row in report.items()}
+        Path(args.output).expanduser().write_text(json.dumps(detail, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"every answer: {args.output}", file=sys.stderr)
+    failed = {variant_id: row for variant_id, row in report.items() if len(row.answered) < len(row.answers)}
+    for variant_id, row in failed.items():
+        first = next(answer.error for answer in row.answers if answer.error)
+        print(f"[{variant_id}] {len(row.answers) - len(row.answered)} answers failed, e.g.: {first}", file=sys.stderr)
+    return 1 if failed else 0

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..engine import Studio
 from ..prompts import PromptError, encode, render
@@ -60,6 +61,16 @@ def load_pairs(path: str | Path, skip: int = 0, limit: int | None = None, skip_m
     return selected
 
 
+def encoded_pairs(template: str, tokenizer: Any, pairs: list[QAPair]) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, gold answer ids) of every pair, rendered in ``template`` exactly as in training."""
+    encoded = []
+    for pair in pairs:
+        prompt = render(template, pair.parts(), tokenizer)
+        prompt_ids = encode(template, prompt, tokenizer)
+        encoded.append((prompt_ids, continuation_ids(tokenizer, template, prompt, prompt_ids, pair.output)))
+    return encoded
+
+
 def variant_loss(
     studio: Studio,
     variant_id: str,
@@ -73,14 +84,10 @@ def variant_loss(
         raise ValueError("max_answer_tokens and batch_size must be at least 1")
     variant = studio.variant(variant_id)
     loaded, adapter = studio.acquire(variant)
-    tokenizer = loaded.tokenizer
     rows: list[tuple[list[int], int]] = []  # (prompt + answer ids, answer length)
     skipped = 0
-    for pair in pairs:
-        prompt = render(variant.template, pair.parts(), tokenizer)
-        prompt_ids = encode(variant.template, prompt, tokenizer)
-        answer = continuation_ids(tokenizer, variant.template, prompt, prompt_ids, pair.output)[:max_answer_tokens]
-        answer = answer[: max(0, loaded.context_window - len(prompt_ids))]
+    for prompt_ids, answer in encoded_pairs(variant.template, loaded.tokenizer, pairs):
+        answer = answer[:max_answer_tokens][: max(0, loaded.context_window - len(prompt_ids))]
         if not answer:
             skipped += 1
             continue

@@ -34,6 +34,7 @@ from medalpaca_core.prompts import render
 from medalpaca_core.ratelimit import RateLimiter
 from medalpaca_core.records import QAPair
 from medalpaca_core.registry import Variant
+from tests.tiny import train_tiny
 
 EXAM = load_exam(BUNDLED_EXAM)
 TRAINED_ON = [q for q in EXAM.questions if q.step == "step1"][:8]  # the other steps are held out
@@ -42,30 +43,19 @@ TRAINED_ON = [q for q in EXAM.questions if q.step == "step1"][:8]  # the other s
 @pytest.fixture(scope="session")
 def tiny_c_dir(tmp_path_factory, tiny_dir):
     """The tiny model, trained until " C" follows the paper's prompt (well under a second of Adam)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
-    rows = [tokenizer(render("medalpaca", exam_parts(q)))["input_ids"] for q in TRAINED_ON]
-    width = max(len(ids) for ids in rows)
-    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-    target = torch.tensor(tokenizer(" C", add_special_tokens=False)["input_ids"] * len(rows))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    torch.set_flush_denormal(True)  # Adam's moments of unused embedding rows turn denormal: 50x slower
-    try:
-        for _ in range(15):
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
-            torch.nn.functional.cross_entropy(logits[:, -1], target).backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    finally:
-        torch.set_flush_denormal(False)
-    folder = tmp_path_factory.mktemp("tiny-c") / "tiny-c"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    def loss(model, tokenizer):
+        import torch
+
+        rows = [tokenizer(render("medalpaca", exam_parts(q)))["input_ids"] for q in TRAINED_ON]
+        width = max(len(ids) for ids in rows)
+        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        target = torch.tensor(tokenizer(" C", add_special_tokens=False)["input_ids"] * len(rows))
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+        return torch.nn.functional.cross_entropy(logits[:, -1], target)
+
+    return train_tiny(tiny_dir, tmp_path_factory.mktemp("tiny-c") / "tiny-c", loss, steps=15)
 
 
 @pytest.fixture
