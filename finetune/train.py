@@ -28,6 +28,7 @@ from .config import FinetuneConfig, portable_base, validate, with_defaults
 from .data import Collator, PreparedData, prepare
 from .eos_probe import EosProbe
 from .result import TrainResult
+from .resume import check_resume, fingerprint, write_fingerprint
 from .sampler import LengthBucketSampler
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,11 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         raise FinetuneError(f"Could not load the tokenizer of {config.base}: {error}") from error
     data = prepare(config.data, tokenizer)
     log.info("Data: %s", data.summary())
+    this_run = fingerprint(config, source, data.train, data.validation)
+    if checkpoint is not None:
+        check_resume(checkpoint, this_run)  # before the model loads: a wrong checkpoint costs seconds
+    elif int(os.environ.get("RANK", 0)) == 0:
+        write_fingerprint(config.checkpoint_dir, this_run)
     set_seed(config.train.seed)  # LoRA's random init happens here, before the Trainer seeds anything
     model = build_model(config, source)
     args = training_arguments(config, resuming=checkpoint is not None)
