@@ -15,19 +15,20 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from medalpaca_core.arena.votes import VoteStore
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import MAX_EXAM_BYTES
-from medalpaca_core.hosting import persistence_notice, untrusting_server_env
-from medalpaca_core.openai_api import ApiConfig, OpenAIApi, api_enabled
-from medalpaca_core.ratelimit import RateLimiter
-from medalpaca_core.selection import SpeedLog
-from medalpaca_core.votes import VoteStore
-from ui.chat import build_chat_tab
-from ui.compare import build_compare_tab
-from ui.evaluate import MAX_UPLOAD_FILES, build_evaluate_tab
-from ui.guard import EXCEPTION_HANDLERS, GuardedBlocks, install_bounded_logging
-from ui.http_limits import BodySizeLimit, MiB
-from ui.models import build_models_tab
+from medalpaca_core.models.selection import SpeedLog
+from medalpaca_core.runtime.hosting import persistence_notice
+from medalpaca_core.serving.clients import untrusting_server_env
+from medalpaca_core.serving.openai_api import ApiConfig, OpenAIApi, api_enabled
+from medalpaca_core.serving.ratelimit import RateLimiter
+from ui.http.guard import EXCEPTION_HANDLERS, GuardedBlocks, install_bounded_logging
+from ui.http.limits import BodySizeLimit, MiB
+from ui.tabs.chat import build_chat_tab
+from ui.tabs.compare import build_compare_tab
+from ui.tabs.evaluate import MAX_UPLOAD_FILES, build_evaluate_tab
+from ui.tabs.models import build_models_tab
 
 TITLE = "MedAlpaca Studio"
 INTRO = (
@@ -89,7 +90,7 @@ def launch(
     """Queue and serve ``demo``: 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; ``routes`` (the API's)
     are served beside Gradio's; ``options`` go to launch.
 
-    uvicorn is told to trust no forwarded address: ``medalpaca_core.hosting.client_key`` decides whom to trust.
+    uvicorn is told to trust no forwarded address: ``medalpaca_core.serving.clients.client_key`` decides whom to trust.
     Requests beyond ``queue_size`` waiting are refused with "Queue is full" rather than piling up; uploads
     are capped at an exam file's size and other request bodies far above any real question (413).
     """
@@ -112,7 +113,7 @@ def slow_down_polling(demo: gr.Blocks) -> None:
 
 def main() -> None:
     # OpenMP's default (spinning) wait is what makes one visitor's stream fast; several at once share the
-    # cores through per-generation thread budgets (medalpaca_core.cpu_share) instead of passive waiting.
+    # cores through per-generation thread budgets (medalpaca_core.generation.cpu_share) instead of passive waiting.
     install_bounded_logging()  # no line of the log quotes more than a short prefix of what a visitor sent
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     notice = persistence_notice()

@@ -26,9 +26,9 @@ from app import api_routes, build_demo, launch
 from benchmarks.app_compare import QUESTION, free_port
 from benchmarks.inference import Row, whole_number_options
 from medalpaca_core.engine import Studio
-from medalpaca_core.prompts import PromptParts, render
-from medalpaca_core.ratelimit import RateLimiter
-from ui.compare import DIABETES_CONTEXT
+from medalpaca_core.serving.ratelimit import RateLimiter
+from medalpaca_core.text.prompts import PromptParts, render
+from ui.tabs.compare import DIABETES_CONTEXT
 
 VARIANT = "smol-base"
 

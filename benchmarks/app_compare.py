@@ -26,7 +26,7 @@ from app import build_demo, launch
 from benchmarks.inference import Row, whole_number_options
 from benchmarks.load import QUESTION
 from medalpaca_core.engine import Studio
-from ui.compare import DIABETES_CONTEXT
+from ui.tabs.compare import DIABETES_CONTEXT
 
 
 def free_port() -> int:

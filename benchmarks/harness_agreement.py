@@ -26,7 +26,7 @@ from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import Question
 from medalpaca_core.evaluation.loglik import loglik_records
 from medalpaca_core.evaluation.prompt import PromptStyle
-from medalpaca_core.paths import PROJECT_ROOT
+from medalpaca_core.runtime.paths import PROJECT_ROOT
 
 TASK_FILE = PROJECT_ROOT / "assets" / "harness" / "medqa_4options_text.yaml"
 TASK = "medqa_4options_text"
@@ -117,8 +117,8 @@ def served(studio: Studio) -> Iterator[str]:
     """``python -m medalpaca_core serve`` in this process (no rate limit): yields the base URL."""
     import uvicorn
 
-    from medalpaca_core.openai_api import ApiConfig, create_app
-    from medalpaca_core.ratelimit import RateLimiter
+    from medalpaca_core.serving.openai_api import ApiConfig, create_app
+    from medalpaca_core.serving.ratelimit import RateLimiter
 
     port = free_port()
     config = uvicorn.Config(create_app(studio, RateLimiter(None), ApiConfig()), port=port, log_level="warning")

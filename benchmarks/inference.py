@@ -20,12 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from medalpaca_core.default_model import DEFAULT_ALIAS
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import GenerationSettings, Status
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.memory import peak_rss_bytes
-from medalpaca_core.registry import Registry, Variant
+from medalpaca_core.generation.answers import Status
+from medalpaca_core.generation.settings import GenerationSettings
+from medalpaca_core.models.default_model import DEFAULT_ALIAS
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.memory import peak_rss_bytes
+from medalpaca_core.models.registry import Registry, Variant
 
 NEW_TOKENS = 128
 SETTINGS = GenerationSettings(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
@@ -79,7 +80,7 @@ def make_adapters(count: int, root: Path) -> list[Path]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from medalpaca_core.loader import load_pretrained, resolve_base
+    from medalpaca_core.models.loading import load_pretrained, resolve_base
 
     model, _ = load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
     config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
@@ -139,7 +140,7 @@ def decode_rows(
 
 def _with_agreement(studio: Studio, row: Row, variant_id: str, texts: dict[str, str]) -> Row:
     """``row`` with how far ``variant_id``'s greedy answer agrees with the bf16 base's (precisions only)."""
-    from medalpaca_core.divergence import departure
+    from medalpaca_core.arena.divergence import departure
 
     reference = "smol-base"
     if variant_id == reference or reference not in texts or studio.variant(variant_id).adapter:
@@ -162,7 +163,7 @@ def compare_rows(studio: Studio, repeats: int, anchor: Anchor | None = None) -> 
     """K variants sharing one base: one batched generate vs one after the other.
 
     K=1 is the base alone; K=2..4 add LoRA adapters, which a batch applies per row through the fused
-    multi-LoRA forward (``medalpaca_core.multilora``; one variant alone takes PEFT's plain path, see
+    multi-LoRA forward (``medalpaca_core.generation.multilora``; one variant alone takes PEFT's plain path, see
     ``LoadedModel.rows_adapters``). Then K=4 again with the other ways to apply the adapters per row.
     """
     ids = ["smol-base", "bench-lora-0", "bench-lora-1", "bench-lora-2"]
@@ -190,7 +191,7 @@ def compare_rows(studio: Studio, repeats: int, anchor: Anchor | None = None) -> 
 
 def mixed_batch_rows(studio: Studio, ids: list[str], repeats: int, one: float) -> list[Row]:
     """K=4 with the fused path's other strategy, and with PEFT's own ``adapter_names`` loop (the old way)."""
-    from medalpaca_core.multilora import FusedLoRA
+    from medalpaca_core.generation.multilora import FusedLoRA
 
     loaded, _ = studio.acquire(studio.variant(ids[1]))
     gather = FusedLoRA(loaded.model, "gather")
@@ -304,7 +305,7 @@ def _load_child(home: str, queue: multiprocessing.Queue) -> None:
     torch_at = time.time()
     from transformers.models.llama import modeling_llama  # noqa: F401  (the model code a load imports)
 
-    from medalpaca_core.loader import load_pretrained, resolve_base
+    from medalpaca_core.models.loading import load_pretrained, resolve_base
 
     code_at = time.time()
     load_pretrained(resolve_base(DEFAULT_ALIAS), "none", "bfloat16", "cpu")
@@ -371,9 +372,9 @@ def _llama_cpp_child(repeats: int, queue: multiprocessing.Queue) -> None:
     """Greedy decode of the benchmark prompt through llama.cpp, ``repeats`` times after one warm-up."""
     from llama_cpp import Llama
 
-    from medalpaca_core.cpu_share import available_cores
-    from medalpaca_core.default_model import gguf_path
-    from medalpaca_core.prompts import PromptParts, render
+    from medalpaca_core.generation.cpu_share import available_cores
+    from medalpaca_core.models.default_model import gguf_path
+    from medalpaca_core.text.prompts import PromptParts, render
 
     llm = Llama(model_path=str(gguf_path()), n_ctx=1024, n_threads=available_cores(), verbose=False)
     prompt = render("medalpaca", PromptParts(QUESTION, CONTEXT))

@@ -33,11 +33,11 @@ import psutil
 from gradio_client import Client
 
 from benchmarks.inference import Row
-from medalpaca_core.default_model import resolve_default_model
 from medalpaca_core.engine import Studio
-from medalpaca_core.memory import format_bytes, parse_size
-from medalpaca_core.registry import Registry
-from ui.compare import DIABETES_CONTEXT
+from medalpaca_core.models.default_model import resolve_default_model
+from medalpaca_core.models.memory import format_bytes, parse_size
+from medalpaca_core.models.registry import Registry
+from ui.tabs.compare import DIABETES_CONTEXT
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "What are the symptoms of diabetes?"

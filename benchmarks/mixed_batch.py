@@ -18,13 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.inference import CONTEXT, QUESTION, Row, bench_registry, make_adapters, whole_number_options
-from medalpaca_core.cpu_share import CPU_SHARE
-from medalpaca_core.default_model import DEFAULT_ALIAS
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import GenerationSettings
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.multilora import FusedLoRA
-from medalpaca_core.registry import Variant
+from medalpaca_core.generation.cpu_share import CPU_SHARE
+from medalpaca_core.generation.multilora import FusedLoRA
+from medalpaca_core.generation.settings import GenerationSettings
+from medalpaca_core.models.default_model import DEFAULT_ALIAS
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Variant
 
 COMMAND = "python -m benchmarks.mixed_batch"
 LORAS = ["bench-lora-0", "bench-lora-1", "bench-lora-2"]

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from benchmarks.inference import Row
-from medalpaca_core.ratings import FitSettings, Vote, leaderboard
+from medalpaca_core.arena.ratings import FitSettings, Vote, leaderboard
 
 VOTES, VARIANTS, RESAMPLES = 100_000, 20, 200
 COMMAND = "python -m benchmarks.ratings"

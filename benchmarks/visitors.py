@@ -5,7 +5,7 @@ it; ``benchmarks.load.start_server``) and asks over HTTP for one variant's greed
 128 new tokens to the diabetes question. A visitor's speed is new tokens per second from Submit to
 the last token, queueing included; the decode rate the app reports is beside it. Two visitors at
 once ask the same base (they take turns on it) and two different bases (they run side by side,
-each on its share of the cores: ``medalpaca_core.cpu_share``).
+each on its share of the cores: ``medalpaca_core.generation.cpu_share``).
 
     .venv/bin/python -m benchmarks.visitors [--runs 3]
 """
@@ -25,7 +25,7 @@ from gradio_client import Client
 from benchmarks.app_compare import STATS
 from benchmarks.inference import Row, whole_number_options
 from benchmarks.load import QUESTION, start_server
-from ui.compare import DIABETES_CONTEXT
+from ui.tabs.compare import DIABETES_CONTEXT
 
 MAX_NEW_TOKENS = 128
 COMMAND = "python -m benchmarks.visitors"

@@ -2,5 +2,5 @@
 
 ``python -m finetune --help`` for the command line; ``finetune.train.run(config)`` for Python. What
 a run writes (adapter or model, card, loss log, loss curve, ``variant.json``) is picked up by
-``medalpaca_core.registry`` without edits. See ``finetune/README.md``.
+``medalpaca_core.models.registry`` without edits. See ``finetune/README.md``.
 """

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from medalpaca_core.default_model import DEFAULT_HUB_ID
-from medalpaca_core.paths import ASSETS_DIR, BUNDLED_ADAPTERS_DIR, finetuned_dir
-from medalpaca_core.registry import VARIANT_FILE
+from medalpaca_core.models.default_model import DEFAULT_HUB_ID
+from medalpaca_core.models.registry import VARIANT_FILE
+from medalpaca_core.runtime.paths import ASSETS_DIR, BUNDLED_ADAPTERS_DIR, finetuned_dir
 
 from .config import METHOD_NAMES, FinetuneConfig, portable_base
 from .data import PreparedData
@@ -147,7 +147,7 @@ def render_card(
         ("batch", f"{train.batch_size} ({train.micro_batch_size} x {accumulation} accumulation steps per device)"),
         ("length", f"{result.steps} steps = {examples:,} examples ({examples / len(data.train):.2f} epochs)"),
         ("cutoff", f"{config.data.cutoff} tokens; prompt tokens {prompt_tokens}"),
-        ("prompt template", f"{config.data.template} (medalpaca_core.prompts.render)"),
+        ("prompt template", f"{config.data.template} (medalpaca_core.text.prompts.render)"),
     ]
     if config.data.context_share:
         d = config.data
@@ -192,7 +192,7 @@ def render_card(
         f'python -m medalpaca_core ask --variant {ident} "What are the symptoms of diabetes?"',
         "```",
         "",
-        f"Prompts must be built by `medalpaca_core.prompts.render` with the `{config.data.template}` template:",
+        f"Prompts must be built by `medalpaca_core.text.prompts.render` with the `{config.data.template}` template:",
         "the model learnt that exact format.",
         "",
         "## Training data",

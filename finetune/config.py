@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from medalpaca_core.default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, is_default_model
-from medalpaca_core.grounding import Grounding, GroundingError
-from medalpaca_core.paths import finetuned_dir
-from medalpaca_core.prompts import TEMPLATES
-from medalpaca_core.records import Source
-from medalpaca_core.registry import QUANTIZATIONS
+from medalpaca_core.models.default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, is_default_model
+from medalpaca_core.models.registry import QUANTIZATIONS
+from medalpaca_core.runtime.paths import finetuned_dir
+from medalpaca_core.text.grounding import Grounding, GroundingError
+from medalpaca_core.text.prompts import TEMPLATES
+from medalpaca_core.text.records import Source
 
 METHODS = ("full", "lora", "lora-8bit")
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16-true", "fp16-mixed")

@@ -1,11 +1,11 @@
 """Medical Meadow records -> token sequences, through the same prompt builder that inference uses.
 
-Records are read by ``medalpaca_core.records`` (the reader evaluation uses too). Every example is
+Records are read by ``medalpaca_core.text.records`` (the reader evaluation uses too). Every example is
 ``render(template, record.parts())`` + output + EOS, tokenized as the app tokenizes a prompt and then
 the answer it generates, so training and inference see the very same token boundaries. With
 ``train_on_inputs`` off the prompt tokens are labelled -100; padding is always -100, by position rather
 than by token id, because this tokenizer's pad token *is* its EOS token and the EOS that ends an answer
-must be learnt. A share of the training records can get a RAFT context (``medalpaca_core.grounding``).
+must be learnt. A share of the training records can get a RAFT context (``medalpaca_core.text.grounding``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medalpaca_core.grounding import GroundingError, ground
-from medalpaca_core.prompts import encode, render
-from medalpaca_core.records import QAPair, RecordError, Source, load_records
+from medalpaca_core.text.grounding import GroundingError, ground
+from medalpaca_core.text.prompts import encode, render
+from medalpaca_core.text.records import QAPair, RecordError, Source, load_records
 
 from .config import DataConfig
 

@@ -3,7 +3,7 @@
 The Hugging Face ``Trainer`` does the loop (progress bars, periodic evaluation, checkpoints, exact
 resume), so the same script runs on a laptop CPU and, unchanged, under ``accelerate launch`` on
 several GPUs (DDP, FSDP, DeepSpeed ZeRO; see ``configs/accelerate``). Models load through
-``medalpaca_core.loader`` -- the loader the app uses -- so a variant is trained on exactly the base
+``medalpaca_core.models.loading`` -- the loader the app uses -- so a variant is trained on exactly the base
 the app will serve it on.
 """
 
@@ -20,8 +20,8 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from medalpaca_core.loader import load_pretrained, load_tokenizer, resolve_base, resolve_dtype
-from medalpaca_core.memory import peak_rss_bytes
+from medalpaca_core.models.loading import load_pretrained, load_tokenizer, resolve_base, resolve_dtype
+from medalpaca_core.models.memory import peak_rss_bytes
 
 from . import card
 from .config import FinetuneConfig, portable_base, validate, with_defaults

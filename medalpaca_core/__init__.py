@@ -1,17 +1,19 @@
 """medalpaca_core: load MedAlpaca variants, prompt them the MedAlpaca way, stream and evaluate answers."""
 
-from .import_cache import install as _install_import_cache
+from .runtime.import_cache import install as _install_import_cache
 
 _install_import_cache()  # before anything imports transformers (import_cache: ~0.5 s off every start)
 
 # ruff: noqa: E402  (the hook above must come first)
 
 from .engine import Request, Studio
-from .generation import PRESETS, Answer, GenerationSettings, Stats
-from .loader import LoadError, ModelManager
-from .memory import MemoryRefusal
-from .prompts import PromptError, PromptParts, render
-from .registry import Registry, UnknownVariantError, Variant, availability
+from .generation.answers import Answer, Stats
+from .generation.settings import PRESETS, GenerationSettings
+from .models.loading import LoadError
+from .models.manager import ModelManager
+from .models.memory import MemoryRefusal
+from .models.registry import Registry, UnknownVariantError, Variant, availability
+from .text.prompts import PromptError, PromptParts, render
 
 __all__ = [
     "PRESETS",

@@ -6,7 +6,7 @@ availability and memory estimate; ``ask`` streams answers of one or more variant
 scores variants on a USMLE-style exam, ``perplexity`` measures their held-out answer loss and
 ``answers`` whether their held-out answers end or loop (all three in ``medalpaca_core.evaluation.commands``);
 ``serve`` runs the OpenAI-compatible API without the web page; ``leaderboard`` rates variants from votes
-and ``export-votes`` writes the votes as JSON Lines (both in ``medalpaca_core.leaderboard_cli``).
+and ``export-votes`` writes the votes as JSON Lines (both in ``medalpaca_core.arena.leaderboard_cli``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .default_model import resolve_default_model
+from .arena.leaderboard_cli import add_export_arguments, add_leaderboard_arguments, cmd_export_votes, cmd_leaderboard
 from .engine import Studio
 from .evaluation.commands import (
     add_answers_arguments,
@@ -26,10 +26,10 @@ from .evaluation.commands import (
     cmd_eval,
     cmd_perplexity,
 )
-from .generation import PRESETS, GenerationSettings
-from .leaderboard_cli import add_export_arguments, add_leaderboard_arguments, cmd_export_votes, cmd_leaderboard
-from .memory import format_bytes
-from .registry import availability
+from .generation.settings import PRESETS, GenerationSettings
+from .models.default_model import resolve_default_model
+from .models.memory import format_bytes
+from .models.registry import availability
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -108,8 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """The OpenAI-compatible API alone (no web page), on the same studio, limits and key as the app's."""
     import uvicorn
 
-    from .openai_api import ApiConfig, create_app
-    from .ratelimit import RateLimiter
+    from .serving.openai_api import ApiConfig, create_app
+    from .serving.ratelimit import RateLimiter
 
     api = create_app(Studio(), RateLimiter.from_env(), ApiConfig.from_env())
     # proxy_headers off: the studio decides whom to trust for the rate limit (MEDALPACA_TRUSTED_PROXY)

@@ -15,15 +15,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .generation import PRESETS, Answer, GenerationSettings, Row, Status
-from .hosting import gpu
-from .loader import BaseKey, LoadedModel, LoadError, ModelManager
-from .memory import Estimate
-from .prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
-from .registry import Registry, Variant, availability
-from .remote import stream_remote
-from .scheduler import BatchScheduler, SchedulerConfig, Schedulers
-from .selection import DEFAULT_COUNT, SpeedLog, default_variants, variant_choices
+from .generation.answers import Answer, Status
+from .generation.decoding import Row
+from .generation.scheduler import BatchScheduler, SchedulerConfig, Schedulers
+from .generation.settings import PRESETS, GenerationSettings
+from .models.loading import LoadError
+from .models.manager import BaseKey, LoadedModel, ModelManager
+from .models.memory import Estimate
+from .models.registry import Registry, Variant, availability
+from .models.remote import stream_remote
+from .models.selection import DEFAULT_COUNT, SpeedLog, default_variants, variant_choices
+from .runtime.hosting import gpu
+from .text.prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
 
 
 @dataclass(frozen=True)

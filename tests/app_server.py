@@ -17,12 +17,13 @@ from gradio_client import Client
 
 from app import api_routes, build_demo, launch
 from medalpaca_core.engine import Request, Studio
-from medalpaca_core.generation import Answer, GenerationSettings, Stats
-from medalpaca_core.hosting import SPACE_ENV
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.prompts import validate_parts
-from medalpaca_core.ratelimit import RateLimiter
-from medalpaca_core.registry import Registry, Variant
+from medalpaca_core.generation.answers import Answer, Stats
+from medalpaca_core.generation.settings import GenerationSettings
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Registry, Variant
+from medalpaca_core.runtime.hosting import SPACE_ENV
+from medalpaca_core.serving.ratelimit import RateLimiter
+from medalpaca_core.text.prompts import validate_parts
 from tests.tiny import build_tiny_lora
 
 ECHO = "echo"
@@ -52,7 +53,7 @@ class EchoStudio(Studio):
 
 
 # What /compare and /vote return to gradio_client, in order (layouts are left out): per column, its answer,
-# status line, notes and prompt (ui.compare.Slot.outputs less the layouts), then the run line, the comparison
+# status line, notes and prompt (ui.tabs.compare.Slot.outputs less the layouts), then the run line, the comparison
 # id, the vote choices, the vote message and the two downloads.
 COLUMN_OUTPUTS = 4
 

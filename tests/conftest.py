@@ -16,8 +16,8 @@ import pytest
 
 pytest.register_assert_rewrite("tests.app_server")  # test modules import its helpers before loading it as a plugin
 
-from medalpaca_core.default_model import resolve_default_model  # noqa: E402
-from medalpaca_core.registry import Registry, Variant  # noqa: E402
+from medalpaca_core.models.default_model import resolve_default_model  # noqa: E402
+from medalpaca_core.models.registry import Registry, Variant  # noqa: E402
 from tests.tiny import build_tiny_llama, build_tiny_lora  # noqa: E402
 
 

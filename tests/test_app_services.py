@@ -7,15 +7,16 @@ import sqlite3
 
 import pytest
 
-from medalpaca_core.catalog import catalog, format_reference
+from medalpaca_core.arena.export import Comparison, to_markdown, write_exports
+from medalpaca_core.arena.votes import ALL_BAD, VoteError, VoteStore
 from medalpaca_core.engine import Studio
-from medalpaca_core.export import Comparison, to_markdown, write_exports
-from medalpaca_core.generation import PRESETS, Answer, Stats
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.paths import PROJECT_ROOT
-from medalpaca_core.registry import Registry, Variant, availability
-from medalpaca_core.selection import SpeedLog, choice_label, default_variants
-from medalpaca_core.votes import ALL_BAD, VoteError, VoteStore
+from medalpaca_core.generation.answers import Answer, Stats
+from medalpaca_core.generation.settings import PRESETS
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Registry, Variant, availability
+from medalpaca_core.models.selection import SpeedLog, choice_label, default_variants
+from medalpaca_core.runtime.paths import PROJECT_ROOT
+from ui.views.catalog import catalog, format_reference
 
 STATS = Stats(20, 12, 0.25, 1.5, 1_000_000, "none", False, "length")
 

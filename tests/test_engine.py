@@ -5,13 +5,13 @@ from itertools import pairwise
 
 import pytest
 
-from medalpaca_core import scheduler
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import GenerationSettings, SettingsError
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.multilora import lora_layers
-from medalpaca_core.prompts import MAX_QUESTION_CHARS, PromptError, PromptParts, encode, render
-from medalpaca_core.registry import UnknownVariantError, Variant
+from medalpaca_core.generation import scheduler
+from medalpaca_core.generation.multilora import lora_layers
+from medalpaca_core.generation.settings import GenerationSettings, SettingsError
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import UnknownVariantError, Variant
+from medalpaca_core.text.prompts import MAX_QUESTION_CHARS, PromptError, PromptParts, encode, render
 
 GREEDY = GenerationSettings(max_new_tokens=12)
 QUESTION = "What are the symptoms of diabetes?"
@@ -211,7 +211,7 @@ def test_chat_turn_uses_history(studio):
 def test_incremental_decoding_equals_full_decode(default_model_dir):
     from transformers import AutoTokenizer
 
-    from medalpaca_core.generation import IncrementalDecoder
+    from medalpaca_core.generation.decoding import IncrementalDecoder
 
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
     text = "Naïve café patients — 糖尿病 (diabetes) 🩺: polyuria,  polydipsia\n\n* weight loss<|im_end|> done"

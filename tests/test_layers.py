@@ -8,26 +8,25 @@ import ast
 from fnmatch import fnmatch
 from pathlib import Path
 
-from medalpaca_core.paths import PROJECT_ROOT
+from medalpaca_core.runtime.paths import PROJECT_ROOT
 
 PACKAGES = ("medalpaca_core", "ui", "finetune", "benchmarks")
 STUDIO_INTERNALS = {"registry", "manager"}
 # CONTRIBUTING.md's drawing, top to bottom: a module may import its own layer and the layers below it.
 # A module of medalpaca_core that no lower pattern names is a caller of the studio (the layer above engine.py).
-MODELS = (
-    "generation scheduler batch_row batch_cache sampling loader registry selection remote multilora cpu_share paper"
-    " default_model memory loading_lock"
-)
-TEXT = "prompts records grounding hub paths hosting text echo import_cache"
 LAYERS = [
     ("benchmarks", ["benchmarks", "benchmarks.*"]),
     ("the web app", ["app", "ui", "ui.*"]),
     ("fine-tuning", ["finetune", "finetune.*"]),
     ("callers of the studio", ["medalpaca_core", "medalpaca_core.*"]),
     ("the studio", ["medalpaca_core.engine"]),
-    ("models and generation", [f"medalpaca_core.{name}" for name in MODELS.split()]),
-    ("text and files (no model, no threads)", [f"medalpaca_core.{name}" for name in TEXT.split()]),
+    ("variants and models", ["medalpaca_core.models", "medalpaca_core.models.*"]),
+    ("generation", ["medalpaca_core.generation", "medalpaca_core.generation.*"]),
+    ("text (no model, no threads)", ["medalpaca_core.text", "medalpaca_core.text.*"]),
+    ("where the studio runs (no model, no threads)", ["medalpaca_core.runtime", "medalpaca_core.runtime.*"]),
 ]
+# the only modules at medalpaca_core's top level; everything else lives in a subpackage
+CORE_TOP_LEVEL = {"__init__.py", "__main__.py", "engine.py", "cli.py"}
 
 
 def module_name(path: Path) -> str:
@@ -110,10 +109,21 @@ def layer(module: str) -> int:
 
 
 def test_layer_places_modules_as_contributing_draws_them():
-    assert [layer(name) for name in ("benchmarks.load", "ui.compare", "finetune.train")] == [0, 1, 2]
-    assert [layer(name) for name in ("medalpaca_core.evaluation.runner", "medalpaca_core.votes")] == [3, 3]
-    lowest = ("medalpaca_core.engine", "medalpaca_core.loader", "medalpaca_core.prompts")
+    assert [layer(name) for name in ("benchmarks.load", "ui.tabs.compare", "finetune.train")] == [0, 1, 2]
+    assert [layer(name) for name in ("medalpaca_core.evaluation.runner", "medalpaca_core.arena.votes")] == [3, 3]
+    lowest = ("medalpaca_core.engine", "medalpaca_core.models.loading", "medalpaca_core.generation.scheduler")
     assert [layer(name) for name in lowest] == [4, 5, 6]
+    assert [layer(name) for name in ("medalpaca_core.text.prompts", "medalpaca_core.runtime.paths")] == [7, 8]
+
+
+def test_the_core_top_level_holds_only_the_door_the_cli_and_subpackages():
+    """A new core module goes into the subpackage of its idea (CONTRIBUTING.md), not beside engine.py."""
+    core = PROJECT_ROOT / "medalpaca_core"
+    modules = {path.name for path in core.glob("*.py")}
+    assert modules == CORE_TOP_LEVEL, sorted(modules - CORE_TOP_LEVEL)
+    inits = core.glob("*/__init__.py")
+    undocumented = [init.parent.name for init in inits if not ast.get_docstring(ast.parse(init.read_text()))]
+    assert not undocumented, f"each subpackage says in its docstring what belongs in it: {undocumented}"
 
 
 def test_every_import_points_to_its_own_layer_or_below():

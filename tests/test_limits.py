@@ -13,14 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 import gradio as gr
 import pytest
 
-import medalpaca_core.loader
+import medalpaca_core.models.manager
 from medalpaca_core.evaluation import ExamError, load_exam
-from medalpaca_core.generation import GenerationSettings, SettingsError
-from medalpaca_core.loader import LoadError, ModelManager, load_pretrained
-from medalpaca_core.paths import PROJECT_ROOT
-from medalpaca_core.ratelimit import RateLimit, RateLimited, RateLimiter
-from medalpaca_core.registry import Variant, availability
-from ui.common import SETTING_NAMES, plain_text, settings_from
+from medalpaca_core.generation.settings import GenerationSettings, SettingsError
+from medalpaca_core.models.loading import LoadError, load_pretrained
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Variant, availability
+from medalpaca_core.runtime.paths import PROJECT_ROOT
+from medalpaca_core.serving.ratelimit import RateLimit, RateLimited, RateLimiter
+from ui.views.common import SETTING_NAMES, plain_text, settings_from
 
 
 class Clock:
@@ -70,7 +71,7 @@ def test_rate_limiter_slides_its_window_per_client():
 
 
 def test_rate_limiter_forgets_idle_clients(monkeypatch):
-    monkeypatch.setattr("medalpaca_core.ratelimit.MAX_TRACKED_CLIENTS", 10)
+    monkeypatch.setattr("medalpaca_core.serving.ratelimit.MAX_TRACKED_CLIENTS", 10)
     clock = Clock()
     limiter = RateLimiter(RateLimit(1, 60), clock)
     for n in range(10):
@@ -200,7 +201,7 @@ def test_a_slow_load_holds_up_neither_loaded_models_nor_listings(tiny_registry, 
             assert gate.wait(60)
         return load_pretrained(source, quantization, dtype, device)
 
-    monkeypatch.setattr(medalpaca_core.loader, "load_pretrained", gated_load)
+    monkeypatch.setattr(medalpaca_core.models.manager, "load_pretrained", gated_load)
     held_before = manager.held_bytes()
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.submit(manager.acquire, slow), pool.submit(manager.acquire, slow)

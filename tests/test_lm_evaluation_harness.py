@@ -9,8 +9,8 @@ import pytest
 from benchmarks.eval_loglik import generated_questions
 from benchmarks.harness_agreement import LETTERS, TASK, harness_picks, studio_picks, task_folder, write_medqa
 from medalpaca_core.engine import Studio
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.registry import Registry, Variant
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Registry, Variant
 from tests.app_server import serve
 
 pytest.importorskip("lm_eval")

@@ -3,11 +3,11 @@
 ``exams`` reads both exam formats, ``prompt`` builds the paper's question prompt, ``generate``
 and ``loglik`` are the two scoring modes, ``scoring`` turns answers into accuracies with
 intervals, ``results`` keeps a resumable record of every answer, ``report`` writes the table
-and the chart, ``runner`` ties them together (the paper's numbers live in ``medalpaca_core.paper``), and
+and the chart, ``runner`` ties them together (the paper's numbers live in ``medalpaca_core.models.paper``), and
 ``perplexity`` measures the loss on held-out Medical Meadow answers.
 """
 
-from ..paper import PaperTable, load_paper_table
+from ..models.paper import PaperTable, load_paper_table
 from .exams import BUNDLED_EXAM, Exam, ExamError, Question
 from .generate import GenerateConfig
 from .loading import load_exam

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..engine import Request, Studio
-from ..generation import PRESETS, Answer, FinishReason
-from ..records import QAPair
+from ..generation.answers import Answer, FinishReason
+from ..generation.settings import PRESETS
+from ..text.records import QAPair
 from .eos import eos_probabilities
 from .repetition import MIN_WORDS, repeated_sentence
 

@@ -13,9 +13,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..engine import Studio
-from ..generation import PRESETS
-from ..grounding import Grounding, ground
-from ..records import QAPair
+from ..generation.settings import PRESETS
+from ..text.grounding import Grounding, ground
+from ..text.records import QAPair
 from .answers import AnswersConfig, answer_quality, answers_table
 from .exams import BUNDLED_EXAM, Exam
 from .generate import EVAL_NEW_TOKENS, RETRY_MIN_TOKENS, RETRY_SAMPLING, GenerateConfig

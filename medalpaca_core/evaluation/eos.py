@@ -14,8 +14,8 @@ training); pairs that do not fit get None.
 from __future__ import annotations
 
 from ..engine import Studio
-from ..generation import eos_token_ids
-from ..records import QAPair
+from ..generation.decoding import eos_token_ids
+from ..text.records import QAPair
 from .forward import forward_logprobs
 from .perplexity import encoded_pairs
 

@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..echo import brief
-from ..paths import ASSETS_DIR
-from ..prompts import MAX_QUESTION_CHARS
+from ..runtime.paths import ASSETS_DIR
+from ..text.prompts import MAX_QUESTION_CHARS
+from ..text.visitor import brief
 
 BUNDLED_EXAM = ASSETS_DIR / "exams" / "usmle-sample"  # a demo written for this project, not the USMLE
 MAX_EXAM_BYTES = 5 * 1024 * 1024  # the real self-assessment is ~450 KB in all; MedQA's test split ~2 MB

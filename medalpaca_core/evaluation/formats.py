@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..prompts import MAX_CONTEXT_CHARS
+from ..text.prompts import MAX_CONTEXT_CHARS
 from .exams import ExamError, Question, check_answer, check_question, parse_json, read_text
 
 MAX_DATA_BYTES = 100 * 1024 * 1024  # MedMCQA's train split, the largest file here, is ~90 MB as JSON Lines

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..cpu_share import CPU_SHARE
-from ..prompts import encode
+from ..generation.cpu_share import CPU_SHARE
+from ..text.prompts import encode
 
 
 def continuation_ids(tokenizer: Any, template: str, prompt_text: str, prompt_ids: list[int], text: str) -> list[int]:

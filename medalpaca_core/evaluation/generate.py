@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..engine import Request, Studio
-from ..generation import PRESETS, FinishReason, GenerationSettings, Status
-from ..prompts import render
+from ..generation.answers import FinishReason, Status
+from ..generation.settings import PRESETS, GenerationSettings
+from ..text.prompts import render
 from .exams import Question
 from .prompt import exam_parts
 from .results import new_record

@@ -6,7 +6,7 @@ The Open Medical-LLM Leaderboard runs EleutherAI's lm-evaluation-harness: for ev
 examples as "text answer" blocks separated by blank lines after the task's description (MMLU's
 "The following are multiple choice questions (with answers) about anatomy."). The texts here are
 written from the harness's task definitions (``lm_eval/tasks/{medqa,medmcqa,pubmedqa,mmlu}``);
-``tests/test_evaluation_harness.py`` holds the harness's strings for one document of each.
+``tests/evaluation/test_formats.py`` holds the harness's strings for one document of each.
 
 The paper's USMLE folders have no harness task; they are written as MedQA (same shape).
 MedQA with five options has no harness task either; it gets MedQA's text with a fifth letter.

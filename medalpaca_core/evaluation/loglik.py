@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine import Studio
-from ..loader import LoadedModel
-from ..prompts import PromptError, encode, render
-from ..registry import Variant
+from ..models.manager import LoadedModel
+from ..models.registry import Variant
+from ..text.prompts import PromptError, encode, render
 from . import harness
 from .exams import Question
 from .forward import continuation_ids, forward_logprobs, target_logprobs

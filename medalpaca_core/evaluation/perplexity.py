@@ -2,7 +2,7 @@
 
 Accuracy on a few dozen exam questions moves little for a small model; the mean token loss on
 held-out answers shows directly what fine-tuning on Medical Meadow bought. Each pair is
-rendered exactly as in training and inference (``medalpaca_core.prompts``, the variant's own
+rendered exactly as in training and inference (``medalpaca_core.text.prompts``, the variant's own
 template) and only the answer's tokens are scored -- the prompt is given, not predicted. Long
 answers (some are over 10,000 characters) are cut to their first ``max_answer_tokens`` tokens,
 so a handful of them cannot dominate the mean; the end-of-text token is not scored.
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Studio
-from ..prompts import PromptError, encode, render
-from ..records import QAPair, RecordError, Source, load_records
+from ..text.prompts import PromptError, encode, render
+from ..text.records import QAPair, RecordError, Source, load_records
 from .exams import ExamError
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 

@@ -3,7 +3,7 @@
 medAlpaca's ``eval_usmle.py`` put the question in the ``### Input:`` block followed by one
 ``"\\n{letter}: {text}"`` line per option, used the instruction "Answer this multiple choice
 question." and primed the response with "The Answer to the question is:"; the text is rendered
-by ``medalpaca_core.prompts`` in each variant's own template like every other prompt.
+by ``medalpaca_core.text.prompts`` in each variant's own template like every other prompt.
 
 ``PromptStyle`` says which prompt a question is asked with: the paper's (``paper``, in the
 variant's template), or lm-evaluation-harness's plain text (``harness``, see ``harness.py``),
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..prompts import PromptParts
+from ..text.prompts import PromptParts
 from .exams import Question
 
 PROMPT_STYLES = ("paper", "harness")

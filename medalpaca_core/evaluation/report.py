@@ -13,7 +13,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from ..paper import STEPS, PaperTable
+from ..models.paper import STEPS, PaperTable
 from .scoring import ALL_STEPS, Score
 
 Scores = Mapping[tuple[str, str], Mapping[str, Score]]  # (variant, mode) -> step -> score

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Studio
-from ..paper import load_paper_table
-from ..paths import data_dir
-from ..prompts import PromptError
+from ..models.paper import load_paper_table
+from ..runtime.paths import data_dir
+from ..text.prompts import PromptError
 from .exams import Exam, ExamError, Question
 from .generate import GenerateConfig, generate_records
 from .loglik import CHOICES, loglik_many, loglik_records

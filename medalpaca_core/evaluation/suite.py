@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..paths import ASSETS_DIR
+from ..runtime.paths import ASSETS_DIR
 from .exams import Exam, ExamError, Question, TaskInfo
 from .loading import DATA_SUFFIXES, folder_files, read_files
 from .shots import ShotPool, load_pool

@@ -15,11 +15,11 @@ from medalpaca_core.evaluation import commands
 from medalpaca_core.evaluation.answers import AnswersConfig, answer_quality, answers_table
 from medalpaca_core.evaluation.eos import eos_probabilities
 from medalpaca_core.evaluation.repetition import repeated_sentence, sentences
-from medalpaca_core.generation import eos_token_ids
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.prompts import encode, render
-from medalpaca_core.records import QAPair
-from medalpaca_core.registry import Variant
+from medalpaca_core.generation.decoding import eos_token_ids
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Variant
+from medalpaca_core.text.prompts import encode, render
+from medalpaca_core.text.records import QAPair
 from tests.tiny import train_tiny
 
 PAIRS = [

@@ -8,10 +8,10 @@ from medalpaca_core.evaluation import exams
 from medalpaca_core.evaluation.exams import BUNDLED_EXAM, ExamError
 from medalpaca_core.evaluation.loading import load_exam
 from medalpaca_core.evaluation.prompt import exam_parts
-from medalpaca_core.paper import load_paper_table
-from medalpaca_core.paths import REGISTRY_FILE
-from medalpaca_core.prompts import render
-from medalpaca_core.registry import read_registry_file
+from medalpaca_core.models.paper import load_paper_table
+from medalpaca_core.models.registry import read_registry_file
+from medalpaca_core.runtime.paths import REGISTRY_FILE
+from medalpaca_core.text.prompts import render
 
 QUESTIONS = [
     {"question": "Which vitamin deficiency causes scurvy?", "options": {"A": "Vitamin C", "B": "Vitamin D"}, "id": 7},

@@ -7,7 +7,7 @@ from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation import BUNDLED_EXAM, load_exam
 from medalpaca_core.evaluation.loglik import BATCH_ROWS, loglik_many, loglik_records
 from medalpaca_core.evaluation.prompt import PromptStyle
-from medalpaca_core.loader import ModelManager
+from medalpaca_core.models.manager import ModelManager
 
 QUESTIONS = load_exam(BUNDLED_EXAM).questions[:5]  # different lengths: the rows of a pass are padded
 VARIANTS = ["tiny", "tiny-lora-0"]

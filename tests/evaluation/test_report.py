@@ -5,7 +5,7 @@ import pytest
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation import BUNDLED_EXAM, EvalConfig, load_exam, run_evaluation
 from medalpaca_core.evaluation.report import DIFFER, NO_EVIDENCE, statistics_markdown
-from medalpaca_core.loader import ModelManager
+from medalpaca_core.models.manager import ModelManager
 
 
 def pair(p_value: float) -> dict:

@@ -28,12 +28,12 @@ from medalpaca_core.evaluation.loglik import loglik_records
 from medalpaca_core.evaluation.perplexity import load_pairs, variant_loss
 from medalpaca_core.evaluation.prompt import exam_parts
 from medalpaca_core.evaluation.results import ResultsError, atomic_write
-from medalpaca_core.generation import GenerationSettings
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.prompts import render
-from medalpaca_core.ratelimit import RateLimiter
-from medalpaca_core.records import QAPair
-from medalpaca_core.registry import Variant
+from medalpaca_core.generation.settings import GenerationSettings
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Variant
+from medalpaca_core.serving.ratelimit import RateLimiter
+from medalpaca_core.text.prompts import render
+from medalpaca_core.text.records import QAPair
 from tests.tiny import train_tiny
 
 EXAM = load_exam(BUNDLED_EXAM)
@@ -250,7 +250,7 @@ def test_cli_eval_and_perplexity(studio, tmp_path, monkeypatch, capsys):
 def test_evaluate_tab_runs_the_same_evaluation(studio, tmp_path, monkeypatch):
     import gradio as gr
 
-    from ui import evaluate as tab
+    from ui.tabs import evaluate as tab
 
     monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
     monkeypatch.setenv("MEDALPACA_HOME", str(tmp_path / "home"))

@@ -7,8 +7,8 @@ import pytest
 from medalpaca_core.evaluation.exams import Question
 from medalpaca_core.evaluation.generate import GenerateConfig, generate_records
 from medalpaca_core.evaluation.scoring import parse_letter, score, score_by_step, wilson_interval
-from medalpaca_core.generation import Answer, Stats
-from medalpaca_core.registry import Registry, Variant
+from medalpaca_core.generation.answers import Answer, Stats
+from medalpaca_core.models.registry import Registry, Variant
 
 OPTIONS = {"A": "Warfarin", "B": "Heparin", "C": "Clopidogrel", "D": "Ibuprofen", "E": "Aspirin"}
 

@@ -11,8 +11,8 @@ from medalpaca_core.evaluation import commands, harness, runner
 from medalpaca_core.evaluation.loglik import loglik_records
 from medalpaca_core.evaluation.prompt import PromptStyle
 from medalpaca_core.evaluation.suite import BUNDLED_SUITE, load_suite
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.ratelimit import RateLimiter
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.serving.ratelimit import RateLimiter
 
 TASKS = [
     "mmlu_clinical_knowledge",
@@ -98,7 +98,7 @@ def test_acc_norm_divides_by_the_bytes_of_the_choice(studio):
 def test_evaluate_tab_shows_the_suite_and_its_statistics(studio, tmp_path, monkeypatch):
     import gradio as gr
 
-    from ui import evaluate as tab
+    from ui.tabs import evaluate as tab
 
     monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
     with gr.Blocks():

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from finetune.data import prepare
 from finetune.eos_probe import EosProbe
 from finetune.train import run
-from medalpaca_core.loader import load_tokenizer
+from medalpaca_core.models.loading import load_tokenizer
 from tests.finetune.test_train import tiny_config
 
 

@@ -38,14 +38,15 @@ from finetune.data import (
     split,
 )
 from finetune.train import run
-from medalpaca_core.default_model import DEFAULT_HUB_ID
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation import GenerationSettings
-from medalpaca_core.loader import ModelManager, load_tokenizer
-from medalpaca_core.paths import ASSETS_DIR, REGISTRY_FILE
-from medalpaca_core.prompts import PromptParts, encode, render
-from medalpaca_core.records import QAPair
-from medalpaca_core.registry import Registry, Variant
+from medalpaca_core.generation.settings import GenerationSettings
+from medalpaca_core.models.default_model import DEFAULT_HUB_ID
+from medalpaca_core.models.loading import load_tokenizer
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.registry import Registry, Variant
+from medalpaca_core.runtime.paths import ASSETS_DIR, REGISTRY_FILE
+from medalpaca_core.text.prompts import PromptParts, encode, render
+from medalpaca_core.text.records import QAPair
 
 DEMO = ASSETS_DIR / "data" / "medalpaca_studio_demo.json"
 QUESTION = "What are the symptoms of asthma?"

@@ -10,9 +10,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from medalpaca_core.prompts import MAX_QUESTION_CHARS
-from medalpaca_core.selection import default_variants
-from medalpaca_core.votes import ALL_BAD, TIE, VOTES_FILE
+from medalpaca_core.arena.votes import ALL_BAD, TIE, VOTES_FILE
+from medalpaca_core.models.selection import default_variants
+from medalpaca_core.text.prompts import MAX_QUESTION_CHARS
 from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare, page, vote
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app and default_app fixtures

@@ -28,13 +28,13 @@ from gradio_client.exceptions import AppError
 import medalpaca_core.evaluation.runner
 from app import build_demo
 from medalpaca_core.engine import Studio
-from medalpaca_core.folder_cache import FolderCache
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.paths import PROJECT_ROOT, public_paths
-from medalpaca_core.ratelimit import RateLimit, RateLimiter
+from medalpaca_core.evaluation.folder_cache import FolderCache
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.runtime.paths import PROJECT_ROOT, public_paths
+from medalpaca_core.serving.ratelimit import RateLimit, RateLimiter
 from tests.app_server import ECHO, SHORT
-from ui.evaluate import EvaluateTab
-from ui.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
+from ui.http.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
+from ui.tabs.evaluate import EvaluateTab
 
 pytest_plugins = ["tests.app_server"]
 

@@ -22,10 +22,11 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from medalpaca_core.export import Comparison
-from medalpaca_core.generation import PRESETS, Answer
-from medalpaca_core.paths import PROJECT_ROOT
-from medalpaca_core.votes import ALL_BAD, VOTES_FILE, VoteStorageError, VoteStore
+from medalpaca_core.arena.export import Comparison
+from medalpaca_core.arena.votes import ALL_BAD, VOTES_FILE, VoteStorageError, VoteStore
+from medalpaca_core.generation.answers import Answer
+from medalpaca_core.generation.settings import PRESETS
+from medalpaca_core.runtime.paths import PROJECT_ROOT
 from tests.app_server import ECHO, compare, free_port, vote
 
 SECRET_TOKEN = "hf_reliabilityTestSecretToken0123456789"

@@ -30,16 +30,16 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from medalpaca_core.default_model import DEFAULT_ALIAS, DEFAULT_PARAMS
+from medalpaca_core.arena.votes import VOTES_FILE
 from medalpaca_core.engine import Studio
-from medalpaca_core.hosting import TRUSTED_PROXY_ENV
-from medalpaca_core.loader import ModelManager
-from medalpaca_core.memory import MIB
-from medalpaca_core.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
-from medalpaca_core.ratelimit import RateLimit, RateLimiter
-from medalpaca_core.registry import Variant
-from medalpaca_core.scheduler import BatchScheduler
-from medalpaca_core.votes import VOTES_FILE
+from medalpaca_core.generation.scheduler import BatchScheduler
+from medalpaca_core.models.default_model import DEFAULT_ALIAS, DEFAULT_PARAMS
+from medalpaca_core.models.manager import ModelManager
+from medalpaca_core.models.memory import MIB
+from medalpaca_core.models.registry import Variant
+from medalpaca_core.serving.clients import TRUSTED_PROXY_ENV
+from medalpaca_core.serving.ratelimit import RateLimit, RateLimiter
+from medalpaca_core.text.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
 from tests.app_server import ECHO, SHORT, TRIO, EchoStudio, compare, serve, tiny_app_registry, vote
 from tests.tiny import build_tiny_llama, build_tiny_lora
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from medalpaca_core.paths import PROJECT_ROOT
+from medalpaca_core.runtime.paths import PROJECT_ROOT
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app fixture
 pytestmark = pytest.mark.browser

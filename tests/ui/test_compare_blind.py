@@ -17,8 +17,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from medalpaca_core.votefile import FIELDS, read_jsonl
-from medalpaca_core.votes import ALL_BAD, TIE, VOTES_FILE
+from medalpaca_core.arena.votefile import FIELDS, read_jsonl
+from medalpaca_core.arena.votes import ALL_BAD, TIE, VOTES_FILE
 from tests.app_server import BASE, ECHO, SHORT, TRIO, compare, page, vote
 
 pytest_plugins = ["tests.app_server"]  # the public_app and tiny_app fixtures

@@ -1,0 +1,424 @@
+"""The Compare tab: one question to up to four variants, answers streaming side by side, then a vote and exports.
+
+Every comparison gets a ballot from the server (``medalpaca_core.arena.ballots.BallotBox``): an id, its
+columns in shown order and, in blind mode, neutral labels (Model A, B, …) in a random order. The
+page only ever holds the id; which variant answered in which column stays on the server until the
+vote, and everything a column shows is made by ``ui.views.ballot``, which names nothing while the
+ballot is sealed. The vote names the id and a column label, a tie or "all bad"; the ballot box
+refuses anything else before the database is touched.
+
+Blind mode is always on for a public deployment (a Space, or a server on a public address) and a
+toggle on one's own machine. Answers are shown in read-only text boxes, which display model text
+as text: whatever HTML or script a model writes is never parsed by the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from medalpaca_core.arena.ballots import Ballot, BallotBox, column_label, public_deployment, ready_to_vote
+from medalpaca_core.arena.export import Comparison, write_exports
+from medalpaca_core.arena.votes import VoteError, VoteStorageError, VoteStore
+from medalpaca_core.engine import Studio
+from medalpaca_core.generation.answers import Answer, Status
+from medalpaca_core.generation.settings import GenerationSettings
+from medalpaca_core.models.loading import LoadError
+from medalpaca_core.models.selection import MAX_VARIANTS, SpeedLog
+from medalpaca_core.serving.ratelimit import RateLimiter
+from medalpaca_core.text.prompts import PromptParts
+from ui.views.columns import column_notes
+
+from ..views.ballot import ColumnView, column_view, run_line, vote_choices, vote_message
+from ..views.common import (
+    CancelBoard,
+    admit,
+    client_address,
+    disclaimer,
+    plain_text,
+    settings_accordion,
+    settings_from,
+    shown_as_message,
+    throttled,
+    user_error,
+)
+from ..views.leaderboard import LeaderboardPanel
+
+log = logging.getLogger(__name__)
+
+# The seed report's two queries: a question with the diabetes context, and one with no context.
+DIABETES_CONTEXT = (  # the medAlpaca README's own example
+    "Diabetes is a metabolic disease that causes high blood sugar. The symptoms include increased thirst, "
+    "frequent urination, and unexplained weight loss."
+)
+EXAMPLES = [[DIABETES_CONTEXT, "What are the symptoms of diabetes?"], ["", "How to cure COVID-19?"]]
+BLIND_LABEL = "Blind: hide which variant wrote which answer until I vote"
+KEYS_HINT = "Enter sends the question; Shift+Enter starts a new line."
+INPUT_MIN_WIDTH = 320  # px: narrower than two of these (a phone), the context and the question stack
+BUTTON_MIN_WIDTH = 90  # px: Submit, Stop and Clear stay on one line on a phone
+PUBLIC_BLIND_NOTE = (
+    "**Blind comparison.** The answers come as Model A, B, … in a random order; the names are shown after your vote."
+)
+
+
+@dataclass
+class Slot:
+    """One answer column: the answer, its status line, what it revealed, and the prompt it received."""
+
+    column: gr.Column
+    answer: gr.Textbox
+    status: gr.Markdown
+    notes: gr.Markdown
+    details: gr.Accordion
+    prompt: gr.Textbox
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.column, self.answer, self.status, self.notes, self.details, self.prompt]
+
+    def hidden(self) -> dict[Any, Any]:
+        return {
+            self.column: gr.Column(visible=False),
+            self.answer: gr.Textbox(value="", label="Answer"),
+            self.status: "",
+            self.notes: "",
+            self.details: gr.Accordion(visible=False),
+            self.prompt: "",
+        }
+
+    def show(self, view: ColumnView) -> dict[Any, Any]:
+        prompt = view.prompt
+        return {
+            self.column: gr.Column(visible=True),
+            self.answer: gr.Textbox(value=view.text, label=view.label),
+            self.status: view.status,
+            self.notes: view.notes,
+            self.details: gr.Accordion(visible=prompt is not None),
+            self.prompt: gr.Textbox(value=prompt.text, label=prompt.caption()) if prompt else "",
+        }
+
+
+@dataclass
+class VoteArea:
+    """Below the columns: the comparison id the page votes with, the choices, the message and the downloads."""
+
+    comparison_id: gr.Textbox
+    panel: gr.Column
+    ballot_row: gr.Row
+    choice: gr.Radio
+    message: gr.Markdown
+    markdown_file: gr.DownloadButton
+    json_file: gr.DownloadButton
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.comparison_id, self.panel, self.ballot_row, self.choice, self.message]
+
+    @property
+    def files(self) -> list[Any]:
+        return [self.markdown_file, self.json_file]
+
+
+class CompareTab:
+    """Builds the tab's widgets and holds the handlers that wire them to the studio and the ballot box."""
+
+    def __init__(self, studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter):
+        self.studio, self.speeds, self.limiter = studio, speeds, limiter
+        self.box = BallotBox.from_env(votes)
+        self.cancels = CancelBoard()
+        self.public = public_deployment()
+        self.board = LeaderboardPanel(votes, exportable=not self.public)
+        self.slots: list[Slot] = []
+
+    def label(self, ident: str) -> str:
+        """The registry's label, or the bare id of a variant the registry does not know."""
+        return self.studio.variant(ident).label if self.studio.knows(ident) else ident
+
+    def preview(self, variant_ids: list[str] | None, blind: bool) -> dict[Any, Any]:
+        """Before a run: one empty column per selected variant, labelled as the run will label it."""
+        ids = list(dict.fromkeys(variant_ids or []))[:MAX_VARIANTS]
+        updates: dict[Any, Any] = {}
+        for index, slot in enumerate(self.slots):
+            if index >= len(ids):
+                updates.update(slot.hidden())
+                continue
+            label = column_label(index) if self.public or blind else ids[index]
+            updates.update(slot.show(ColumnView(label, "", "Ready.")))
+        return updates
+
+    def columns(self, ballot: Ballot, answers: dict[str, Answer]) -> dict[Any, Any]:
+        updates: dict[Any, Any] = {}
+        for index, slot in enumerate(self.slots):
+            if index < len(ballot.columns):
+                updates.update(slot.show(column_view(ballot, index, answers.get(ballot.columns[index]), self.label)))
+            else:
+                updates.update(slot.hidden())
+        return updates
+
+    def vote_area(self, ballot: Ballot, answers: dict[str, Answer], choices: list | None = None) -> dict[Any, Any]:
+        """The vote opens once every column has text (or all ended and one answered); it shows the vote after.
+
+        ``choices`` are sent only when they change (None: as they are) and never with a value, so that a
+        streamed update never clears what the visitor has just picked; no choices clear the pick too."""
+        area, open_ = self.area, bool(answers) and ready_to_vote(answers)
+        return {
+            area.comparison_id: ballot.id,
+            area.panel: gr.Column(visible=open_ or ballot.voted),
+            area.ballot_row: gr.Row(visible=open_ and not ballot.voted),
+            area.choice: gr.skip() if choices is None else gr.Radio(choices) if choices else gr.Radio([], value=None),
+            area.message: vote_message(ballot),
+        }
+
+    def exports(self, ballot: Ballot, comparison: Comparison | None, folder: str) -> dict[Any, Any]:
+        """The Markdown and JSON downloads, once the comparison has ended and may be named."""
+        if comparison is None or not ballot.finished or ballot.sealed:
+            return {button: gr.DownloadButton(visible=False) for button in self.area.files}
+        markdown, json_file = write_exports(comparison, Path(folder))
+        return {
+            self.area.markdown_file: gr.DownloadButton(value=str(markdown), visible=True),
+            self.area.json_file: gr.DownloadButton(value=str(json_file), visible=True),
+        }
+
+    def choices(self) -> gr.Dropdown:
+        """The picker's labels again, now with the speeds measured by the run that just ended."""
+        return gr.Dropdown(choices=self.studio.choices(self.speeds))
+
+    def record(self, ballot: Ballot, parts: PromptParts, settings: GenerationSettings, answers: dict) -> Comparison:
+        """The comparison as shown: its columns in shown order, under the ballot's id."""
+        shown = {ident: answers[ident] for ident in ballot.columns if ident in answers}
+        labels = {ident: self.label(ident) for ident in shown}
+        return replace(Comparison.from_answers(parts.question, parts.context, settings, shown, labels), id=ballot.id)
+
+    def notes(self, ballot: Ballot, parts: PromptParts, settings: GenerationSettings, answers: dict) -> None:
+        """Prompt views and adapter lines for the columns that answered, kept with the ballot for the reveal."""
+        texts = {ident: answer.text for ident, answer in answers.items() if answer.status == Status.DONE}
+        try:
+            ballot.details = column_notes(self.studio, texts, parts, settings)
+        except LoadError as error:  # a model released between its answer and its note: the note is left out
+            log.warning("Column notes left out: %s", error)
+
+    def compare(
+        self,
+        variant_ids: list[str] | None,
+        context: str,
+        question: str,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
+        blind: bool | None = False,
+        seed: float | None = None,
+        **setting_values: float | None,
+    ) -> Iterator[dict[Any, Any]]:
+        """Stream every answer into its column; open the vote once every column has text; end with the exports.
+
+        ``blind`` (ignored on a public deployment, where every comparison is blind) and the generation settings
+        come as keyword inputs, after the settings in the API's order; ``seed`` is named so that API clients
+        may leave it out (random), as the page's blank box does."""
+        variant_ids = list(dict.fromkeys(variant_ids or []))
+        if len(variant_ids) > MAX_VARIANTS:
+            raise user_error(f"Pick at most {MAX_VARIANTS} variants; {len(variant_ids)} are selected.")
+        admit(self.limiter, request)
+        parts = PromptParts(plain_text(question), plain_text(context))
+        settings = settings_from({**setting_values, "seed": seed})
+        started = time.perf_counter()
+        answers: dict[str, Answer] = {}
+        offered: list | None = None  # the vote choices the page holds
+        hidden_files = {button: gr.skip() for button in self.area.files}
+        with self.cancels.running(request.session_hash) as cancel:
+            with shown_as_message():
+                stream = self.studio.stream(variant_ids, parts.question, parts.context, settings, cancel)
+            ballot = self.box.issue(request.session_hash or "", variant_ids, blind=self.public or bool(blind))
+            ballot.on_vote = cancel.set
+            for answers in throttled(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
+                if any(answer.status == Status.LOADING for answer in answers.values()):
+                    progress(None, desc="Loading model")
+                if ready_to_vote(answers):
+                    self.box.show(ballot, self.record(ballot, parts, settings, answers), answers)
+                choices, offered = self.offer(ballot, answers, offered)
+                yield self.page(ballot, answers, started, choices) | hidden_files
+        self.speeds.record(answers.values())
+        self.notes(ballot, parts, settings, answers)
+        ballot.finished = True
+        # Gradio copies the files into its own cache (cleaned by the app's delete_cache) before the
+        # generator resumes, so the originals can go with their temporary folder.
+        with tempfile.TemporaryDirectory(prefix="medalpaca-export-") as folder:
+            final = self.record(ballot, parts, settings, answers)
+            choices, _ = self.offer(ballot, answers, None)  # all of them, for a client that reads only the last update
+            yield self.page(ballot, answers, started, choices) | self.exports(ballot, final, folder)
+
+    @staticmethod
+    def offer(ballot: Ballot, answers: dict[str, Answer], offered: list | None) -> tuple[list | None, list]:
+        """(choices to send or None when the page has them already, the choices the page then holds)."""
+        if ballot.voted:
+            return None, offered or []
+        choices = vote_choices(ballot, answers) if ready_to_vote(answers) else []
+        return (None if choices == offered else choices), choices
+
+    def page(self, ballot: Ballot, answers: dict[str, Answer], started: float, choices: list | None) -> dict[Any, Any]:
+        """Every column, the run line and the vote area for ``answers`` as ``ballot`` may show them."""
+        run = {self.run_status: run_line(ballot, answers, started)}
+        return {**self.columns(ballot, answers), **run, **self.vote_area(ballot, answers, choices)}
+
+    def vote(self, comparison_id: str | None, choice: str | None, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        """Take the vote of comparison ``comparison_id`` for column ``choice`` ("Model B", "tie", "all-bad"), then
+        show the names; any vote the ballot box refuses is a message and is stored nowhere."""
+        if not comparison_id:
+            raise user_error("Run a comparison first, then vote for its best answer.")
+        if not choice:
+            raise user_error("Pick the best answer (or 'Tie' or 'All bad') before voting.")
+        session = request.session_hash or ""
+        try:
+            ballot = self.box.vote(comparison_id, session, choice, client_address(request))
+        except VoteError as error:
+            raise user_error(error, title="Vote not taken") from error
+        except VoteStorageError as error:
+            raise user_error(error, title="Vote not saved") from error
+        gr.Info("Vote saved. Thank you!")
+        with tempfile.TemporaryDirectory(prefix="medalpaca-export-") as folder:
+            revealed = {**self.columns(ballot, ballot.answers), **self.vote_area(ballot, ballot.answers)}
+            yield revealed | self.exports(ballot, ballot.comparison, folder)
+
+    def clear(self, variant_ids: list[str] | None, blind: bool) -> dict[Any, Any]:
+        """Empty the inputs and the answers; keep the selected variants' columns."""
+        return {
+            self.context: "",
+            self.question: "",
+            **self.preview(variant_ids, blind),
+            self.run_status: "",
+            self.area.comparison_id: "",
+            self.area.panel: gr.Column(visible=False),
+        }
+
+    def stop(self, request: gr.Request) -> None:
+        self.cancels.stop(request.session_hash)
+
+    def build(self) -> None:
+        disclaimer()
+        defaults = self.studio.default_variants()
+        variants = gr.Dropdown(
+            choices=self.studio.choices(self.speeds),
+            value=defaults,
+            multiselect=True,
+            max_choices=MAX_VARIANTS,
+            label=f"Variants to compare (1 to {MAX_VARIANTS})",
+            elem_id="compare-variants",
+            info="Variants that share a base answer together in one batch. Slow or unavailable ones are marked.",
+        )
+        if self.public:
+            gr.Markdown(PUBLIC_BLIND_NOTE, elem_classes="hint")
+        blind = gr.Checkbox(self.public, label=BLIND_LABEL, visible=not self.public, elem_id="compare-blind")
+        with gr.Row(equal_height=True):  # side by side on a wide screen, stacked on a phone (min_width)
+            self.context = gr.Textbox(
+                value="",  # an API client may leave the context out, as the page may
+                label="Context (optional)",
+                lines=4,
+                max_lines=12,
+                scale=3,
+                min_width=INPUT_MIN_WIDTH,
+                elem_id="compare-context",
+            )
+            # One line to start (it grows): Gradio submits a one-line box on Enter and lets Shift+Enter break the line.
+            self.question = gr.Textbox(
+                label="Question",
+                lines=1,
+                max_lines=8,
+                scale=2,
+                min_width=INPUT_MIN_WIDTH,
+                placeholder="Ask a medical question",
+                info=KEYS_HINT,
+                elem_id="compare-question",
+            )
+        with gr.Row():
+            submit = gr.Button(
+                "Submit", variant="primary", scale=2, min_width=BUTTON_MIN_WIDTH, elem_id="compare-submit"
+            )
+            stop = gr.Button("Stop", variant="stop", scale=1, min_width=BUTTON_MIN_WIDTH, elem_id="compare-stop")
+            clear = gr.Button("Clear", scale=1, min_width=BUTTON_MIN_WIDTH)
+        gr.Examples(EXAMPLES, [self.context, self.question], label="Examples from the seed report")
+        controls = settings_accordion()
+        self.run_status = gr.Markdown("", elem_id="compare-run-status", elem_classes="run-status")
+        self.slots = self.build_slots(defaults)
+        self.area = self.build_vote_area()
+        self.board.build()
+        self.wire(variants, blind, submit, stop, clear, controls.inputs)
+
+    def build_slots(self, defaults: list[str]) -> list[Slot]:
+        slots = []
+        with gr.Row(equal_height=True):
+            for index in range(MAX_VARIANTS):
+                label = column_label(index) if self.public else defaults[index] if index < len(defaults) else "Answer"
+                with gr.Column(visible=index < len(defaults), min_width=220, elem_classes="answer-column") as column:
+                    answer = gr.Textbox(
+                        label=label, lines=12, max_lines=12, interactive=False, buttons=["copy"], elem_classes="answer"
+                    )
+                    status = gr.Markdown("Ready.", elem_classes="answer-status")
+                    notes = gr.Markdown("", elem_classes="answer-notes")
+                    with gr.Accordion("Prompt this model received", open=False, visible=False) as details:
+                        prompt = gr.Textbox(label="Prompt", lines=6, max_lines=16, interactive=False)
+                slots.append(Slot(column, answer, status, notes, details, prompt))
+        return slots
+
+    def build_vote_area(self) -> VoteArea:
+        comparison_id = gr.Textbox(visible=False, label="Comparison id", elem_id="compare-id")
+        with gr.Column(visible=False, elem_classes="after-run") as panel:
+            message = gr.Markdown("", elem_id="compare-vote-message")
+            with gr.Row() as ballot_row:
+                choice = gr.Radio([], label="Best answer", scale=4, elem_id="compare-choice")
+                vote = gr.Button("Vote", variant="primary", scale=1, min_width=120, elem_id="compare-vote")
+            with gr.Row():
+                markdown_file = gr.DownloadButton("Download Markdown", size="md", visible=False)
+                json_file = gr.DownloadButton("Download JSON", size="md", visible=False)
+        self.vote_button = vote
+        return VoteArea(comparison_id, panel, ballot_row, choice, message, markdown_file, json_file)
+
+    def wire(self, variants, blind, submit, stop, clear, settings_inputs) -> None:
+        slot_outputs = [component for slot in self.slots for component in slot.outputs]
+        page_outputs = [*slot_outputs, self.run_status, *self.area.outputs, *self.area.files]
+        gr.on(
+            [variants.change, blind.change],
+            self.preview,
+            [variants, blind],
+            slot_outputs,
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+        run = gr.on(
+            [submit.click, self.question.submit],
+            self.compare,
+            [variants, self.context, self.question],
+            page_outputs,
+            inputs_kwargs={**settings_inputs, "blind": blind},
+            api_name="compare",
+            show_progress_on=self.run_status,
+            concurrency_id="generate",
+        )
+        run.then(self.choices, None, variants, api_visibility="private", concurrency_limit=None)
+        stop.click(self.stop, None, None, api_name="stop", concurrency_limit=None)
+        clear.click(
+            self.clear,
+            [variants, blind],
+            [self.context, self.question, *slot_outputs, self.run_status, self.area.comparison_id, self.area.panel],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+        voted = self.vote_button.click(
+            self.vote,
+            [self.area.comparison_id, self.area.choice],
+            page_outputs,
+            api_name="vote",
+            concurrency_limit=None,
+        )
+        voted.success(self.board.show, self.board.inputs, self.board.outputs, api_visibility="private")
+
+
+def build_compare_tab(studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter) -> CompareTab:
+    compare = CompareTab(studio, votes, speeds, limiter)
+    with gr.Tab("Compare"):
+        compare.build()
+    return compare

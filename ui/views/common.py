@@ -1,0 +1,249 @@
+"""What every tab shares: the disclaimer, generation settings, input checks, error messages, escaping, Stop.
+
+Everything a handler receives may come from a script calling the API rather than from the page, so
+inputs are checked here, on the server: text is made into plain valid text, settings are range-checked,
+and every run of a model first passes the per-client rate limit.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from medalpaca_core.generation.answers import Answer, Status
+from medalpaca_core.generation.settings import MAX_SEED, PRESETS, GenerationSettings, SettingsError
+from medalpaca_core.models.registry import UnknownVariantError
+from medalpaca_core.runtime.paths import public_paths
+from medalpaca_core.serving.clients import client_key
+from medalpaca_core.serving.ratelimit import RateLimited, RateLimiter
+from medalpaca_core.text.prompts import PromptError
+from medalpaca_core.text.visitor import plain_text
+
+DISCLAIMER = (
+    "⚕ **Research demo — not medical advice.** These models make things up, including plausible but wrong "
+    "doses and diagnoses. Never use an answer to diagnose or treat anyone; consult a health professional."
+)
+# Input mistakes the core reports before any model runs; they become a message in the page.
+INPUT_ERRORS = (PromptError, SettingsError, UnknownVariantError)
+STREAM_INTERVAL_S = 0.1  # at most ~10 page updates a second, whatever the token rate
+
+T = TypeVar("T")
+
+
+def disclaimer() -> gr.Markdown:
+    return gr.Markdown(DISCLAIMER, elem_classes="disclaimer")
+
+
+def literal_html(text: str) -> str:
+    """Text for a component that renders HTML (Markdown, the chatbot): tags are shown, never parsed."""
+    return html.escape(text, quote=False)
+
+
+def user_error(error: Exception | str, title: str = "Cannot run this") -> gr.Error:
+    """A modal with the message; escaped, since gr.Error renders HTML and ids come from users.
+
+    Kept out of the server log: a refused input is not a fault of the server, and a traceback for
+    each one would bury the real faults.
+    """
+    return gr.Error(error_html(plain_text(error)), title=title, print_exception=False)
+
+
+@contextmanager
+def shown_as_message(errors: tuple[type[Exception], ...] = INPUT_ERRORS) -> Iterator[None]:
+    """Errors of these kinds raised inside become a message in the page (``user_error``), not a failed event."""
+    try:
+        yield
+    except errors as error:
+        raise user_error(error) from error
+
+
+def error_html(text: str) -> str:
+    """An error for the page: shown as text, and naming no absolute path of this server (``public_paths``)."""
+    return literal_html(public_paths(text))
+
+
+WAITING = {
+    Status.QUEUED: "Waiting for its model…",
+    Status.LOADING: "Loading the model (first use: a few seconds)…",
+}
+
+
+def answer_status(answer: Answer) -> str:
+    """The line under an answer, in Compare's columns and under the Chat: what it is doing, or what it cost."""
+    if answer.status == Status.ERROR:
+        return "⚠ " + error_html(answer.error or "failed")
+    if answer.status == Status.DONE and answer.stats:
+        return "✓ " + literal_html(answer.stats.summary())
+    if answer.status == Status.GENERATING:
+        tokens = answer.stats.new_tokens if answer.stats else 0
+        return f"Generating… {tokens} tokens"
+    return WAITING[answer.status]
+
+
+def client_address(request: gr.Request | None) -> str:
+    """Whom a request comes from, for the rate limit: the socket's address, or the first forwarded one
+    when the request came through a trusted proxy (a Space's, or MEDALPACA_TRUSTED_PROXY; see SECURITY.md)."""
+    client = getattr(request, "client", None)
+    headers = getattr(request, "headers", None) or {}
+    if hasattr(headers, "getlist"):  # starlette's headers: every X-Forwarded-For line
+        forwarded = headers.getlist("x-forwarded-for")
+    else:  # a queued request's plain dict
+        forwarded = [headers.get("x-forwarded-for", "")]
+    return client_key(getattr(client, "host", None), forwarded)
+
+
+def admit(limiter: RateLimiter, request: gr.Request | None, units: int = 1, what: str = "") -> None:
+    """Count a model run (``units`` requests' worth) against the client's rate limit, or refuse it with the time
+    to wait."""
+    try:
+        limiter.admit(client_address(request), units, what)
+    except RateLimited as error:
+        raise user_error(error, title="Too many requests") from error
+
+
+def throttled(snapshots: Iterable[T], finished: Callable[[T], bool]) -> Iterator[T]:
+    """Pass on the first snapshot, then at most one per interval, and always the last and finished ones."""
+    last_sent, pending = 0.0, None
+    for snapshot in snapshots:
+        now = time.monotonic()
+        if finished(snapshot) or now - last_sent >= STREAM_INTERVAL_S:
+            last_sent, pending = now, None
+            yield snapshot
+        else:
+            pending = snapshot
+    if pending is not None:
+        yield pending
+
+
+class CancelBoard:
+    """One cancel flag per browser session, so Stop ends that session's generation and nobody else's.
+
+    Stop sets the flag instead of cancelling the Gradio event: generation then ends cleanly and the
+    answers keep their text and stats (finish reason "cancelled").
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str | None) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events[session or ""] = event
+        return event
+
+    def stop(self, session: str | None) -> None:
+        with self._lock:
+            event = self._events.pop(session or "", None)
+        if event is not None:
+            event.set()
+
+    @contextmanager
+    def running(self, session: str | None) -> Iterator[threading.Event]:
+        """The session's flag for the length of one run: Stop sets it, and however the run ends it is finished."""
+        event = self.start(session)
+        try:
+            yield event
+        finally:
+            self.finish(session, event)
+
+    def finish(self, session: str | None, event: threading.Event) -> None:
+        """The handler is done (finished, failed, or closed because its client left): whatever still
+        runs for it stops at the next token, without waiting for the garbage collector to close the stream."""
+        event.set()
+        with self._lock:
+            if self._events.get(session or "") is event:
+                del self._events[session or ""]
+
+
+# The settings a page sends, by name: what an event receives as keyword inputs and a client sends by these names.
+SETTING_NAMES = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
+
+
+@dataclass
+class SettingsControls:
+    """The generation-settings widgets of one tab.
+
+    ``inputs`` goes to an event as ``inputs_kwargs``: the handler takes the values as ``**settings`` and makes
+    them one ``GenerationSettings`` with :func:`settings_from`, so no setting travels by position. A
+    gradio_client caller sees them as the parameters after the handler's own, named as in ``SETTING_NAMES``.
+    """
+
+    preset: gr.Radio
+    temperature: gr.Slider
+    top_p: gr.Slider
+    top_k: gr.Slider
+    max_new_tokens: gr.Slider
+    seed: gr.Number
+
+    @property
+    def inputs(self) -> dict[str, gr.components.Component]:
+        return {name: getattr(self, name) for name in SETTING_NAMES}
+
+
+def settings_accordion(preset: str = "greedy") -> SettingsControls:
+    """Preset, temperature, top_p, top_k, max new tokens, seed; a preset fills in the sliders."""
+    start = PRESETS[preset]
+    with gr.Accordion("Generation settings", open=False):
+        gr.Markdown(
+            "Temperature 0 is greedy decoding (the same answer every time). Above 0 the model samples, "
+            "using top_p and top_k; the paper's preset is temperature 0.4, top_p 0.9, top_k 50.",
+            elem_classes="hint",
+        )
+        controls = SettingsControls(
+            preset=gr.Radio(
+                [("Greedy", "greedy"), ("Sampling (the paper's)", "sampling")], value=preset, label="Preset"
+            ),
+            temperature=gr.Slider(0, 2, value=start.temperature, step=0.05, label="Temperature (0 = greedy)"),
+            top_p=gr.Slider(0.05, 1, value=start.top_p, step=0.05, label="top_p"),
+            top_k=gr.Slider(0, 200, value=start.top_k, step=1, label="top_k (0 = off)"),
+            max_new_tokens=gr.Slider(1, 512, value=start.max_new_tokens, step=1, label="Max new tokens"),
+            seed=gr.Number(
+                value=None,
+                minimum=0,
+                maximum=MAX_SEED,
+                step=1,
+                label="Seed (blank = random; only matters when sampling)",
+            ),
+        )
+    controls.preset.change(
+        apply_preset,
+        controls.preset,
+        [controls.temperature, controls.top_p, controls.top_k, controls.max_new_tokens],
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    return controls
+
+
+def apply_preset(name: str) -> tuple[float, float, int, int]:
+    preset = PRESETS[name]
+    return preset.temperature, preset.top_p, preset.top_k, preset.max_new_tokens
+
+
+def settings_from(values: Mapping[str, Any]) -> GenerationSettings:
+    """The submitted settings (``SETTING_NAMES`` to values) as one validated ``GenerationSettings``; values the
+    page cannot send (NaN, fractions of a token, a seed that is not a whole number: all possible through the
+    API) raise gr.Error."""
+    try:
+        seed = values["seed"]
+        if seed is not None and seed != int(seed):
+            raise SettingsError(f"Invalid generation settings: the seed must be a whole number, not {seed}")
+        return GenerationSettings(
+            max_new_tokens=int(values["max_new_tokens"]),
+            temperature=float(values["temperature"]),
+            top_p=float(values["top_p"]),
+            top_k=int(values["top_k"]),
+            seed=None if seed is None else int(seed),
+        ).validated()
+    except SettingsError as error:
+        raise user_error(error) from error
+    except (TypeError, ValueError, OverflowError) as error:  # int(NaN), int(None), int(inf)
+        raise user_error(f"Invalid generation settings: {error}") from error
