@@ -2,8 +2,9 @@
 
 Variants that share a base model (the bare base and its LoRA adapters, in one precision) are
 answered in that base's running batch (``scheduler``), which every other request for the base joins
-too; groups with different bases run in parallel. A variant that is unavailable or fails to load
-gets an error answer of its own while the others go on.
+too; groups with different bases run in parallel. A request naming a variant this machine cannot run is
+refused before anything runs; a variant that fails to load gets an error answer of its own while the
+others go on.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from .generation.settings import PRESETS, GenerationSettings
 from .models.loading import LoadError
 from .models.manager import BaseKey, LoadedModel, ModelManager
 from .models.memory import Estimate
-from .models.registry import Registry, Variant, availability
+from .models.registry import Registry, UnavailableVariantError, Variant, availability
 from .models.remote import stream_remote
-from .models.selection import DEFAULT_COUNT, SpeedLog, default_variants, variant_choices
+from .models.selection import DEFAULT_COUNT, SpeedLog, default_variants, unavailable_variants, variant_choices
 from .runtime.hosting import gpu
 from .text.prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
 
@@ -120,6 +121,18 @@ class Studio:
         """(label, id) pairs for a variant picker, with the speeds measured so far."""
         return variant_choices(self.registry, self.manager, speeds)
 
+    def unavailable(self) -> dict[str, str]:
+        """Id -> reason of every variant this machine cannot run (a picker lists them apart)."""
+        return unavailable_variants(self.registry)
+
+    def require_available(self, variant_ids: Iterable[str]) -> None:
+        """Refuse, before any work, unknown ids (UnknownVariantError) and variants this machine cannot run
+        (UnavailableVariantError, naming each with its reason)."""
+        statuses = {ident: availability(self.variant(ident)) for ident in variant_ids}
+        reasons = {ident: status.reason for ident, status in statuses.items() if not status.ok}
+        if reasons:
+            raise UnavailableVariantError(reasons)
+
     def stream(
         self,
         variant_ids: Iterable[str],
@@ -159,6 +172,7 @@ class Studio:
             raise PromptError("No variant selected: pick at least one model variant")
         settings = (settings or PRESETS["greedy"]).validated()
         variants = {request.variant_id: self.variant(request.variant_id) for request in requests}
+        self.require_available(variants)
         for request in requests:
             validate_parts(request.parts)
         # on a ZeroGPU Space the whole run, its threads included, happens in the GPU worker; elsewhere a no-op

@@ -24,7 +24,7 @@ from medalpaca_core.models.registry import Registry, Variant
 from medalpaca_core.runtime.hosting import SPACE_ENV
 from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.prompts import validate_parts
-from tests.tiny import build_tiny_lora
+from tests.tiny import build_tiny_lora, corrupt_adapter
 
 ECHO = "echo"
 QUESTION = "What are the symptoms of diabetes?"
@@ -86,14 +86,6 @@ def compare(client: Client, variants, question=QUESTION, context=CONTEXT, blind=
 def vote(client: Client, comparison_id: str | None, choice: str | None) -> dict:
     """Vote on a comparison by its id for a column label, "tie" or "all-bad"; the page after the vote."""
     return page(client.predict(comparison_id, choice, api_name="/vote"))
-
-
-def corrupt_adapter(folder: Path, good_adapter: Path) -> Path:
-    """An adapter that looks complete (so it is 'available') but whose weights file is garbage."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "adapter_config.json").write_text((good_adapter / "adapter_config.json").read_text())
-    (folder / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
-    return folder
 
 
 def tiny_app_registry(tiny_dir: Path, tiny_adapters: list[Path], scratch: Path) -> Registry:

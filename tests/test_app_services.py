@@ -13,7 +13,7 @@ from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer, Stats
 from medalpaca_core.generation.settings import PRESETS
 from medalpaca_core.models.manager import ModelManager
-from medalpaca_core.models.registry import Registry, Variant, availability
+from medalpaca_core.models.registry import Registry, Variant
 from medalpaca_core.models.selection import SpeedLog, choice_label, default_variants
 from medalpaca_core.runtime.paths import PROJECT_ROOT
 from ui.views.catalog import catalog, format_reference
@@ -48,13 +48,11 @@ def test_nothing_available_means_no_default(manager):
     assert default_variants(Registry([Variant(id="hub", label="h", base="medalpaca/medalpaca-7b")]), manager) == []
 
 
-def test_labels_mark_slow_and_unavailable_variants(tiny_registry):
+def test_labels_mark_slow_variants(tiny_registry):
     int8 = tiny_registry.get("tiny-int8")
-    assert "slow" in choice_label(int8, availability(int8), "cpu")
-    assert "measured 8.5 tok/s" in choice_label(int8, availability(int8), "cpu", measured=8.5)
-    assert "slow" not in choice_label(int8, availability(int8), "cuda:0")
-    hub = Variant(id="hub", label="Hub", base="medalpaca/medalpaca-7b")
-    assert choice_label(hub, availability(hub), "cpu").endswith("unavailable")
+    assert "slow" in choice_label(int8, "cpu")
+    assert "measured 8.5 tok/s" in choice_label(int8, "cpu", measured=8.5)
+    assert "slow" not in choice_label(int8, "cuda:0")
 
 
 def test_speed_log_keeps_long_finished_answers_only():

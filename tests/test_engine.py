@@ -10,8 +10,10 @@ from medalpaca_core.generation import scheduler
 from medalpaca_core.generation.multilora import lora_layers
 from medalpaca_core.generation.settings import GenerationSettings, SettingsError
 from medalpaca_core.models.manager import ModelManager
-from medalpaca_core.models.registry import UnknownVariantError, Variant
+from medalpaca_core.models.registry import UnavailableVariantError, UnknownVariantError, Variant
+from medalpaca_core.models.selection import SpeedLog
 from medalpaca_core.text.prompts import MAX_QUESTION_CHARS, PromptError, PromptParts, encode, render
+from tests.tiny import corrupt_adapter
 
 GREEDY = GenerationSettings(max_new_tokens=12)
 QUESTION = "What are the symptoms of diabetes?"
@@ -185,16 +187,24 @@ def test_question_longer_than_the_window_is_an_error_answer(studio):
     assert answer.status == "error" and "context window" in answer.error
 
 
-def test_broken_variant_fails_alone(studio, tiny_dir, tmp_path):
-    studio.registry.add(
-        Variant(id="broken", label="b", base=str(tiny_dir), adapter=str(tmp_path / "missing"), dtype="float32")
-    )
-    studio.registry.add(Variant(id="offline-hub", label="h", base="medalpaca/medalpaca-7b"))
-    answers = final(studio, ["tiny", "broken", "offline-hub", "tiny-lora-0"])
+def test_broken_variant_fails_alone(studio, tiny_dir, tiny_adapters, tmp_path):
+    broken = corrupt_adapter(tmp_path / "broken", tiny_adapters[0])
+    studio.registry.add(Variant(id="broken", label="b", base=str(tiny_dir), adapter=str(broken), dtype="float32"))
+    answers = final(studio, ["tiny", "broken", "tiny-lora-0"])
     assert answers["tiny"].status == answers["tiny-lora-0"].status == "done"
     assert answers["tiny"].stats.new_tokens > 0 and answers["tiny-lora-0"].stats.new_tokens > 0
-    assert answers["broken"].status == "error" and "missing" in answers["broken"].error
-    assert answers["offline-hub"].status == "error" and "unavailable" in answers["offline-hub"].error
+    assert answers["broken"].status == "error" and "corrupt" in answers["broken"].error
+
+
+def test_a_variant_this_machine_cannot_run_is_refused_before_anything_runs(studio, tiny_dir, tmp_path):
+    studio.registry.add(Variant(id="offline-hub", label="h", base="medalpaca/medalpaca-7b"))
+    studio.registry.add(Variant(id="gone", label="g", base=str(tiny_dir), adapter=str(tmp_path / "missing")))
+    assert list(studio.unavailable()) == ["offline-hub", "gone"]
+    assert "offline-hub" not in [ident for _, ident in studio.choices(SpeedLog())]
+    refused = r"nothing was run: offline-hub \(medalpaca/medalpaca-7b is not downloaded.*\); gone \(adapter folder"
+    with pytest.raises(UnavailableVariantError, match=refused):
+        studio.stream(["tiny", "offline-hub", "gone"], QUESTION, settings=GREEDY)
+    assert studio.manager.loaded() == []
 
 
 def test_quantized_groups_run_beside_the_full_one(studio):

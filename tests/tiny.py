@@ -76,3 +76,11 @@ def train_tiny(base_dir: Path, folder: Path, loss: Callable[[Any, Any], Any], st
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def corrupt_adapter(folder: Path, good_adapter: Path) -> Path:
+    """An adapter that looks complete (so it is 'available') but whose weights file is garbage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_config.json").write_text((good_adapter / "adapter_config.json").read_text())
+    (folder / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    return folder

@@ -3,8 +3,9 @@
 Questions are the outer loop and variants the inner one, so that each question is one batched
 call for all variants that share a base (``generate`` through the studio, ``loglik`` through one
 mixed-adapter forward pass), and the results file grows question by question: an interrupted
-run resumes where it stopped. A variant that fails (unavailable, refused for memory) is
-reported and left out of the rest of the run instead of failing every question again.
+run resumes where it stopped. A variant this machine cannot run is refused before any work; one that
+fails (refused for memory, a corrupt adapter) is reported and left out of the rest of the run instead
+of failing every question again.
 """
 
 from __future__ import annotations
@@ -208,8 +209,7 @@ def run_evaluation(
     variant_ids = list(dict.fromkeys(variant_ids))
     if not variant_ids:
         raise PromptError("No variant selected: pick at least one model variant")
-    for variant_id in variant_ids:
-        studio.variant(variant_id)  # unknown ids fail here, before any work
+    studio.require_available(variant_ids)  # unknown ids and variants this machine cannot run fail here, before any work
     folder = Path(output) if output else default_output(exam)
     store = ResultsStore.open(folder, exam)
     for mode in config.modes:
@@ -236,7 +236,7 @@ def run_evaluation(
             for question in chunk:
                 done += 1
                 if progress is not None:
-                    progress(done, total, f"{mode} {question.key}")
+                    progress(done, total, f"{mode} · {question.step}, question {question.number}")
         seconds[mode] = time.perf_counter() - started
     scores = {
         (variant_id, mode): score_by_step(store.records(variant_id, mode, asked))

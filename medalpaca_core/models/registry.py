@@ -44,6 +44,18 @@ class UnknownVariantError(KeyError):
         return str(self.args[0])
 
 
+class UnavailableVariantError(ValueError):
+    """Variants the registry knows but this machine cannot run (not downloaded, no GPU, a missing package or key).
+
+    Raised before any work starts: a request holding one is refused whole, rather than running the others and
+    leaving an error where an answer should be."""
+
+    def __init__(self, reasons: dict[str, str]):
+        details = "; ".join(f"{ident} ({reason})" for ident, reason in reasons.items())
+        super().__init__(f"Not available on this machine, so nothing was run: {details}")
+        self.reasons = reasons
+
+
 @dataclass(frozen=True)
 class Variant:
     """One runnable model: a base, optionally a LoRA adapter on it, loaded in a given precision."""

@@ -75,11 +75,9 @@ class SpeedLog:
             return self._speeds.get(variant_id)
 
 
-def choice_label(variant: Variant, status: Availability, device: str, measured: float | None = None) -> str:
-    """The variant as a picker shows it: label, id, and a warning when it is unavailable or slow."""
+def choice_label(variant: Variant, device: str, measured: float | None = None) -> str:
+    """The variant as a picker shows it: label, id, and a warning when it is slow."""
     label = f"{variant.label} [{variant.id}]"
-    if not status.ok:
-        return f"{label} · unavailable"
     slow = slow_reason(variant, device)
     if slow:
         speed = f"measured {measured:.1f} tok/s" if measured else slow
@@ -88,7 +86,13 @@ def choice_label(variant: Variant, status: Availability, device: str, measured: 
 
 
 def variant_choices(registry: Registry, manager: ModelManager, speeds: SpeedLog) -> list[tuple[str, str]]:
-    """(label, id) pairs, available variants first, in registry order otherwise."""
-    rows = [(variant, availability(variant)) for variant in registry]
-    rows.sort(key=lambda row: not row[1].ok)
-    return [(choice_label(v, s, manager.device, speeds.get(v.id)), v.id) for v, s in rows]
+    """(label, id) pairs of the available variants, in registry order: a picker offers only what can run here
+    (the others are listed apart, with ``unavailable_variants``)."""
+    available = [variant for variant in registry if availability(variant).ok]
+    return [(choice_label(v, manager.device, speeds.get(v.id)), v.id) for v in available]
+
+
+def unavailable_variants(registry: Registry) -> dict[str, str]:
+    """Id -> reason of every variant this machine cannot run, in registry order."""
+    statuses = {variant.id: availability(variant) for variant in registry}
+    return {ident: status.reason for ident, status in statuses.items() if not status.ok}

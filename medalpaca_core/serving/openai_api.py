@@ -33,7 +33,7 @@ from ..engine import Studio
 from ..generation.answers import Answer, FinishReason, Status
 from ..generation.scheduler import SchedulerConfig
 from ..generation.settings import SettingsError
-from ..models.registry import UnknownVariantError
+from ..models.registry import UnavailableVariantError, UnknownVariantError
 from ..runtime.hosting import on_space
 from ..text.prompts import STOP_MARKERS, PromptError
 from ..text.visitor import brief
@@ -174,12 +174,17 @@ class OpenAIApi:
                 raise ApiError(503, f"{job.model} cannot answer: {error}", "server_error") from error
 
     def variant(self, job: Job) -> Any:
+        """The variant ``job`` names: 404 when there is none, 400 when this machine cannot run it (before any work,
+        on every path: streamed, whole, scored)."""
         try:
+            self.studio.require_available([job.model])
             return self.studio.variant(job.model)
         except UnknownVariantError:
             ids = ", ".join(variant.id for variant in self.studio.variants())
             message = f"The model {brief(job.model)} does not exist. Valid models: {ids}"
             raise ApiError(404, message, "not_found_error", "model") from None
+        except UnavailableVariantError as error:
+            raise ApiError(400, str(error), param="model") from error
 
     def admit(self, request: Request) -> None:
         peer = request.client.host if request.client else None

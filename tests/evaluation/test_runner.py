@@ -30,7 +30,7 @@ from medalpaca_core.evaluation.prompt import exam_parts
 from medalpaca_core.evaluation.results import ResultsError, atomic_write
 from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.manager import ModelManager
-from medalpaca_core.models.registry import Variant
+from medalpaca_core.models.registry import UnavailableVariantError, Variant
 from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.prompts import render
 from medalpaca_core.text.records import QAPair
@@ -184,11 +184,11 @@ def test_a_failed_write_leaves_the_previous_results(tmp_path, monkeypatch):
     assert path.read_bytes() == b'{"finished": true}' and os.listdir(tmp_path) == ["results.json"]
 
 
-def test_unavailable_variant_is_reported_and_the_rest_scored(studio, tmp_path):
+def test_a_variant_this_machine_cannot_run_is_refused_before_any_work(studio, tmp_path):
     studio.registry.add(Variant(id="offline-hub", label="h", base="medalpaca/medalpaca-7b"))
-    outcome = run_evaluation(studio, ["tiny", "offline-hub"], EXAM, tmp_path, EvalConfig(modes=("loglik",), limit=1))
-    assert list(outcome.scores) == [("tiny", "loglik")]
-    assert "unavailable" in outcome.errors["offline-hub | loglik"]
+    with pytest.raises(UnavailableVariantError, match="nothing was run: offline-hub"):
+        run_evaluation(studio, ["tiny", "offline-hub"], EXAM, tmp_path, EvalConfig(modes=("loglik",), limit=1))
+    assert not list(tmp_path.iterdir()) and studio.manager.loaded() == []
 
 
 PAIRS = [

@@ -147,9 +147,14 @@ def test_bad_json_and_bad_settings_are_400_with_a_message(api, app_url):
         api.completions.create(model=ECHO, prompt="x" * 5000, **GREEDY)
 
 
-def test_a_variant_that_cannot_load_is_an_error_with_its_reason(api):
-    with pytest.raises(openai.APIStatusError, match="offline-hub cannot answer") as raised:
+def test_a_variant_this_machine_cannot_run_is_refused_with_its_reason(api):
+    with pytest.raises(openai.BadRequestError, match=r"offline-hub \(medalpaca/medalpaca-7b is not downloaded"):
         api.completions.create(model="offline-hub", prompt="Hello", **GREEDY)
+
+
+def test_a_variant_that_fails_to_load_is_an_error_with_its_reason(api):
+    with pytest.raises(openai.APIStatusError, match="broken cannot answer") as raised:
+        api.completions.create(model="broken", prompt="Hello", **GREEDY)
     assert raised.value.status_code == 503
 
 

@@ -161,14 +161,34 @@ def test_vote_without_a_comparison_is_reported(client):
 
 
 def test_failing_variants_report_in_their_column_and_the_rest_answer(client):
-    _, result = compare(client, ["tiny-lora-0", "offline-hub", "broken"])
+    _, result = compare(client, ["tiny-lora-0", "broken"])
     answers = result["answers"]
     assert answers["tiny-lora-0"][0].strip() and "tok/s" in answers["tiny-lora-0"][1]
-    assert "unavailable" in answers["offline-hub"][1] and "HF_HUB_OFFLINE" in answers["offline-hub"][1]
     assert "corrupt" in answers["broken"][1]
-    assert "2 failed" in result["run"]
+    assert "1 failed" in result["run"]
     _, again = compare(client, ["tiny-lora-0"])  # and the server keeps serving
     assert again["answers"]["tiny-lora-0"][0].strip()
+
+
+def test_unavailable_variants_are_listed_apart_and_offered_nowhere(tiny_app, client):
+    """Every picker offers only what runs here; what does not is listed under it with its reason, and an API call
+    naming it is refused before anything runs."""
+    config = Client(tiny_app[0], verbose=False).config
+    pickers = [c["props"] for c in config["components"] if "choices" in c.get("props", {})]
+    pickers = [props for props in pickers if props.get("label", "").startswith("Variant")]
+    assert len(pickers) == 3  # Compare, Chat, Evaluate
+    for picker in pickers:
+        offered = [value for _, value in picker["choices"]]
+        assert "tiny-lora-0" in offered and "offline-hub" not in offered, picker["label"]
+    values = [str(c.get("props", {}).get("value")) for c in config["components"]]
+    lists = [value for value in values if value.startswith("- Hub model (offline) `offline-hub`: ")]
+    assert len(lists) == 3 and all("HF_HUB_OFFLINE" in text for text in lists)
+    with pytest.raises(AppError, match="not in the list of choices"):
+        compare(client, ["tiny-lora-0", "offline-hub"])
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("offline-hub", "Hello", api_name="/chat", **SHORT)
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(["offline-hub"], "sample", None, "loglik", 1, api_name="/evaluate")
 
 
 def test_chat_without_variant_or_question_is_reported(client):

@@ -401,17 +401,28 @@ def test_exam_uploads_are_size_limited_and_only_uploaded_files_are_read(app, tmp
         ("broken", "corrupt or truncated"),
         ("truncated", "truncated|could not load adapter"),
         ("foreign", "does not fit this base: .* has width 64, the adapter was trained for 96"),
-        ("vanishing", r"vanishing is unavailable: adapter folder .*vanishing-lora does not exist"),
         ("huge", r"Not enough memory to load huge: it needs about 15\.\d GB .* [\d.]+ [MG]B is available"),
-        ("offline-hub", "not downloaded and HF_HUB_OFFLINE is set"),
     ],
 )
 def test_a_broken_variant_fails_alone_with_a_message(app, variant, message):
-    shutil.rmtree(app.scratch / "vanishing-lora", ignore_errors=True)  # deleted while the app runs
     _, result = compare(app.client(), ["tiny-lora-0", variant])
     status = result["answers"][variant][1]
     assert status.startswith("⚠") and re.search(message, status), status
     assert "ended" in result["answers"]["tiny-lora-0"][1] and "1 failed" in result["run"]
+
+
+def test_a_variant_that_became_unavailable_is_refused_before_anything_runs(app):
+    """Offered when the page was built, its adapter deleted since: each endpoint refuses it, naming why."""
+    shutil.rmtree(app.scratch / "vanishing-lora", ignore_errors=True)
+    client, loaded_before = app.client(), {m.key for m in app.studio.manager.loaded()}
+    refused = r"Not available on this machine, so nothing was run: vanishing \(adapter folder .*vanishing-lora does not"
+    with pytest.raises(AppError, match=refused):
+        compare(client, ["tiny-lora-0", "vanishing"])
+    with pytest.raises(AppError, match=refused):
+        client.predict("vanishing", "Hello", *SHORT.values(), api_name="/chat")
+    with pytest.raises(AppError, match=refused):
+        client.predict(["vanishing"], "sample", None, "loglik", 1, api_name="/evaluate")
+    assert {m.key for m in app.studio.manager.loaded()} == loaded_before
 
 
 def test_a_default_model_whose_gguf_cannot_be_read_fails_alone(app, monkeypatch, tmp_path):

@@ -23,12 +23,15 @@ from ..views.common import (
     admit,
     answer_status,
     disclaimer,
+    finished,
     literal_html,
     settings_accordion,
     settings_from,
     shown_as_message,
     throttled,
+    unavailable_list,
     user_error,
+    while_running,
 )
 
 History = list[tuple[str, str]]
@@ -112,6 +115,25 @@ class ChatTab:
         history = [*history, (message, answer.text)][-MAX_HISTORY_TURNS:]
         yield self.view.show(history, answer_status(answer))
 
+    def retry(
+        self, variant_id: str | None, history: History | None, request: gr.Request, **setting_values: float | None
+    ) -> Iterator[dict[gr.components.Component, Any]]:
+        """Answer the last message again (with sampling, a new answer; greedy gives the same one): the chatbot's
+        retry button. The earlier answer is replaced when the new one is done."""
+        history = [tuple(turn) for turn in history or []]
+        if not history:
+            raise user_error("Nothing to answer again yet: send a message first.")
+        message, _ = history.pop()
+        yield from self.chat(variant_id, message, history, request, **setting_values)
+
+    def undo(self, history: History | None) -> dict[gr.components.Component, Any]:
+        """Take back the last turn: it leaves the conversation and its message returns to the box, to edit."""
+        history = [tuple(turn) for turn in history or []]
+        if not history:
+            return self.view.show([])
+        message, _ = history.pop()
+        return self.view.show(history, "The last turn was taken back; its message is in the box.", message=message)
+
     def clear(self) -> dict[gr.components.Component, Any]:
         return self.view.show([])
 
@@ -128,6 +150,7 @@ class ChatTab:
             elem_id="chat-variant",
             info="Earlier turns go into the prompt; the oldest are dropped when the context window is full.",
         )
+        unavailable_list(self.studio)
         chatbot = gr.Chatbot(
             label="Conversation",
             height=420,
@@ -151,13 +174,12 @@ class ChatTab:
                 elem_id="chat-message",
             )
             send = gr.Button("Send", variant="primary", scale=1)
-            stop = gr.Button("Stop", variant="stop", scale=1)
+            stop = gr.Button("Stop", variant="stop", scale=1, interactive=False)
             clear = gr.Button("New chat", scale=1)
         controls = settings_accordion()
         self.view = ChatView(chatbot, message, gr.State([]), status)
 
-        gr.on(
-            [send.click, message.submit],
+        run = while_running(stop, [send.click, message.submit]).then(
             self.chat,
             [variant, message, self.view.history],
             self.view.outputs,
@@ -166,6 +188,18 @@ class ChatTab:
             show_progress_on=status,
             concurrency_id="generate",
         )
+        finished(run, stop)
+        again = while_running(stop, [chatbot.retry]).then(
+            self.retry,
+            [variant, self.view.history],
+            self.view.outputs,
+            inputs_kwargs=controls.inputs,
+            api_visibility="private",
+            show_progress_on=status,
+            concurrency_id="generate",
+        )
+        finished(again, stop)
+        chatbot.undo(self.undo, self.view.history, self.view.outputs, api_visibility="private", concurrency_limit=None)
         stop.click(self.stop, None, None, api_name="stop_chat", concurrency_limit=None)
         clear.click(self.clear, None, self.view.outputs, api_visibility="private", concurrency_limit=None)
 

@@ -47,6 +47,7 @@ from ..views.common import (
     settings_from,
     shown_as_message,
     throttled,
+    unavailable_list,
     user_error,
 )
 from ..views.leaderboard import LeaderboardPanel
@@ -308,8 +309,9 @@ class CompareTab:
             max_choices=MAX_VARIANTS,
             label=f"Variants to compare (1 to {MAX_VARIANTS})",
             elem_id="compare-variants",
-            info="Variants that share a base answer together in one batch. Slow or unavailable ones are marked.",
+            info="Variants that share a base answer together in one batch. Slow ones are marked.",
         )
+        unavailable_list(self.studio)
         if self.public:
             gr.Markdown(PUBLIC_BLIND_NOTE, elem_classes="hint")
         blind = gr.Checkbox(self.public, label=BLIND_LABEL, visible=not self.public, elem_id="compare-blind")

@@ -40,7 +40,16 @@ from medalpaca_core.runtime.paths import data_dir, public_paths
 from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.visitor import brief
 
-from ..views.common import CancelBoard, admit, disclaimer, literal_html, shown_as_message
+from ..views.common import (
+    CancelBoard,
+    admit,
+    disclaimer,
+    finished,
+    literal_html,
+    shown_as_message,
+    unavailable_list,
+    while_running,
+)
 
 SAMPLE, SUITE, UPLOAD = "sample", "suite", "upload"
 HARNESS, HARNESS_LABEL = "harness", "loglik, harness prompts (as the Open Medical-LLM Leaderboard)"
@@ -122,15 +131,23 @@ def _next(updates: queue.Queue[Update | None], last: Update) -> Update | None:
 
 
 def progress_text(done: int, total: int, what: str) -> str:
-    return f"Evaluating… {done}/{total} questions ({literal_html(what)}). **Stop** ends the run after this question."
+    """Where the run is, in words: "Question 2 of 6 done (loglik · step2, question 5)"."""
+    where = f"Question {done} of {total} done ({literal_html(what)})" if done else "Loading the models"
+    return f"Evaluating… {where}. **Stop** ends the run after the question in progress."
 
 
-def outcome_text(outcome: EvalOutcome, stopped: bool, config: EvalConfig, suite: bool) -> str:
-    """The results table with its statistics (and the suite's tasks), the time per mode and what is incomplete."""
+def stopped_text(done: int, total: int) -> str:
+    """What a run that was stopped covers, before its (partial) results."""
+    if not done:
+        return "**Stopped before the first question**: nothing new was scored; the results below are earlier runs'."
+    return f"**Stopped after question {done} of {total}**: the scores below cover the questions answered until then."
+
+
+def outcome_text(outcome: EvalOutcome, stopped: tuple[int, int] | None, config: EvalConfig, suite: bool) -> str:
+    """The results table with its statistics (and the suite's tasks), the time per mode and what is incomplete;
+    ``stopped``: (questions done, questions asked) of a run that Stop ended."""
     notes = [f"- {mode}: {seconds:.0f} s" for mode, seconds in outcome.seconds.items()]
     notes += [f"- **{run} incomplete**: {public_paths(message)}" for run, message in outcome.errors.items()]
-    if stopped:
-        notes.append("- **Stopped**: the scores cover the questions answered before Stop.")
     exam = outcome.exam
     heading = f"{exam.name}: zero-shot accuracy" + (", harness prompts" if config.prompt == "harness" else "")
     text = results_markdown(outcome.scores, heading, outcome.norm_scores) + "\n" + "\n".join(notes)
@@ -138,6 +155,8 @@ def outcome_text(outcome: EvalOutcome, stopped: bool, config: EvalConfig, suite:
         formats = {step: info.description for step, info in exam.tasks.items()}
         text = tasks_markdown(outcome.scores, outcome.norm_scores, formats, heading) + "\n" + text
     text += "\n\n" + statistics_markdown(outcome.statistics)
+    if stopped:
+        text = stopped_text(*stopped) + "\n\n" + text
     return literal_html(text)  # exam names come from uploaded file names: shown as text, never as HTML
 
 
@@ -181,6 +200,7 @@ class EvaluateTab:
         admit(self.limiter, request)  # one request before reading the exam, the rest of its cost once its size is known
         variant_ids = list(dict.fromkeys(variant_ids or []))
         with shown_as_message(RUN_ERRORS):
+            self.studio.require_available(variant_ids)
             exam = load_source(source, files)
             modes = ("loglik",) if mode == HARNESS else MODES if mode == "both" else (mode,)
             prompt = "harness" if mode == HARNESS else "paper"
@@ -198,11 +218,12 @@ class EvaluateTab:
     ) -> Iterator[dict[gr.components.Component, Any]]:
         output = self.uploaded_folder(exam) if source == UPLOAD else default_output(exam)
         run = partial(run_evaluation, self.studio, variant_ids, exam, output, config, cancel=cancel)
-        outcome = None
+        outcome, done, total = None, 0, 0
         for update in in_background(lambda progress: run(progress=progress), cancel):
             if isinstance(update, EvalOutcome):
-                outcome, stopped = update, cancel.is_set()
+                outcome, stopped = update, (done, total) if cancel.is_set() and done < total else None
             else:
+                done, total, _ = update
                 yield {self.view.table: progress_text(*update)}
         assert outcome is not None  # in_background raises if the run did not return
         # Gradio serves only files from its temporary folder or the working directory: hand it copies, which it
@@ -211,7 +232,7 @@ class EvaluateTab:
             copies = {name: shutil.copy(path, shown) for name, path in outcome.files.items() if name in SHOWN_FILES}
             yield {
                 self.view.table: outcome_text(outcome, stopped, config, source == SUITE),
-                self.view.chart: copies.get("chart"),
+                self.view.chart: gr.Image(copies.get("chart"), visible="chart" in copies),
                 self.view.download: copies.get("results"),
             }
 
@@ -239,12 +260,14 @@ class EvaluateTab:
             f"the per-visitor rate limit as one request per {ANSWERS_PER_UNIT} answers (questions × variants × modes)."
         )
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=320):
+                unavailable = studio.unavailable()
                 variants = gr.CheckboxGroup(
-                    [(f"{v.id} — {v.label}", v.id) for v in studio.variants()],
+                    [(f"{v.id} — {v.label}", v.id) for v in studio.variants() if v.id not in unavailable],
                     value=studio.default_variants(count=1),
                     label="Variants",
                 )
+                unavailable_list(studio)
                 sample = (
                     f"Bundled sample exam ({len(load_exam(BUNDLED_EXAM).questions)} questions; a demo, not the USMLE)"
                 )
@@ -269,15 +292,19 @@ class EvaluateTab:
                 limit = gr.Number(value=5, precision=0, minimum=1, label="Questions per step (blank = all)")
                 with gr.Row():
                     start = gr.Button("Evaluate", variant="primary", scale=2)
-                    stop = gr.Button("Stop", variant="stop", scale=1)
-            with gr.Column(scale=2):
-                table = gr.Markdown("Pick variants and an exam, then press **Evaluate**.")
-                with gr.Row():
-                    chart = gr.Image(type="filepath", label="Accuracy per step (95% interval)", show_label=True)
-                    gr.Markdown(paper_markdown(load_paper_table()))
+                    stop = gr.Button("Stop", variant="stop", scale=1, interactive=False)
+            with gr.Column(scale=2, min_width=320):
+                table = gr.Markdown(
+                    "Pick variants and an exam, then press **Evaluate**.",
+                    elem_id="evaluate-results",
+                    elem_classes="wide-tables",
+                )
+                chart = gr.Image(type="filepath", label="Accuracy per step (95% interval)", visible=False)
                 download = gr.File(label="Every question's prompt, response, parsed letter and correctness (JSON)")
+        with gr.Accordion("The MedAlpaca paper's USMLE accuracy (published, for reference)", open=False):
+            gr.Markdown(paper_markdown(load_paper_table()), elem_id="evaluate-paper", elem_classes="wide-tables")
         self.view = EvaluateView(table, chart, download)
-        start.click(
+        run = while_running(stop, [start.click]).then(
             self.evaluate,
             [variants, source, files, mode, limit],
             self.view.outputs,
@@ -285,6 +312,7 @@ class EvaluateTab:
             concurrency_id="generate",  # the generation slots that comparisons and chats take
             show_progress_on=table,
         )
+        finished(run, stop)
         stop.click(self.stop, None, None, api_name="stop_evaluate", concurrency_limit=None)
 
 

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer, Status
 from medalpaca_core.generation.settings import MAX_SEED, PRESETS, GenerationSettings, SettingsError
-from medalpaca_core.models.registry import UnknownVariantError
+from medalpaca_core.models.registry import UnavailableVariantError, UnknownVariantError
 from medalpaca_core.runtime.paths import public_paths
 from medalpaca_core.serving.clients import client_key
 from medalpaca_core.serving.ratelimit import RateLimited, RateLimiter
@@ -31,7 +32,7 @@ DISCLAIMER = (
     "doses and diagnoses. Never use an answer to diagnose or treat anyone; consult a health professional."
 )
 # Input mistakes the core reports before any model runs; they become a message in the page.
-INPUT_ERRORS = (PromptError, SettingsError, UnknownVariantError)
+INPUT_ERRORS = (PromptError, SettingsError, UnknownVariantError, UnavailableVariantError)
 STREAM_INTERVAL_S = 0.1  # at most ~10 page updates a second, whatever the token rate
 
 T = TypeVar("T")
@@ -39,6 +40,20 @@ T = TypeVar("T")
 
 def disclaimer() -> gr.Markdown:
     return gr.Markdown(DISCLAIMER, elem_classes="disclaimer")
+
+
+def unavailable_list(studio: Studio) -> None:
+    """Under a picker, which offers only what runs here: the variants this machine cannot run, each with why, so
+    that nobody wonders where the paper's models went (and nobody picks one to see it fail)."""
+    reasons = studio.unavailable()
+    if not reasons:
+        return
+    lines = [
+        f"- {literal_html(studio.variant(ident).label)} `{ident}`: {error_html(why)}" for ident, why in reasons.items()
+    ]
+    label = f"Not available here: {len(reasons)} more variants (they need a download or a GPU)"
+    with gr.Accordion(label, open=False, elem_classes="unavailable"):
+        gr.Markdown("\n".join(lines), elem_classes="hint")
 
 
 def literal_html(text: str) -> str:
@@ -161,6 +176,17 @@ class CancelBoard:
         with self._lock:
             if self._events.get(session or "") is event:
                 del self._events[session or ""]
+
+
+def while_running(stop: gr.Button, triggers: list[Any]) -> Any:
+    """The event that enables ``stop`` when one of ``triggers`` starts a run; chain the run to it with ``.then``
+    and end the chain with :func:`finished`. A Stop that can be pressed when nothing runs would look broken."""
+    return gr.on(triggers, lambda: gr.Button(interactive=True), None, stop, api_visibility="private", queue=False)
+
+
+def finished(run: Any, stop: gr.Button) -> None:
+    """After ``run`` (however it ended: done, stopped, refused), ``stop`` is disabled again."""
+    run.then(lambda: gr.Button(interactive=False), None, stop, api_visibility="private", queue=False)
 
 
 # The settings a page sends, by name: what an event receives as keyword inputs and a client sends by these names.
