@@ -53,6 +53,9 @@ CSS = """
 .answer textarea { font-size: 0.95em; line-height: 1.45; }
 #compare-question textarea { min-height: 4.2em; }  /* a one-line box (Enter submits) that looks like room to write */
 @media (max-width: 640px) { #leaderboard-table { font-size: 0.8em; } }  /* five columns in a phone's width */
+/* Evaluate's tables keep numbers and words whole; a table wider than the screen scrolls inside itself */
+.wide-tables table { display: block; max-width: 100%; overflow-x: auto; }
+.wide-tables th, .wide-tables td { white-space: nowrap; }
 .chat-text .message-content .md { white-space: pre-wrap; }  /* Markdown is off: keep the model's line breaks */
 """
 

@@ -1,8 +1,10 @@
 """medalpaca_core: load MedAlpaca variants, prompt them the MedAlpaca way, stream and evaluate answers."""
 
 from .runtime.import_cache import install as _install_import_cache
+from .runtime.quiet import install as _install_quiet
 
 _install_import_cache()  # before anything imports transformers (import_cache: ~0.5 s off every start)
+_install_quiet()  # libraries' known noise off the console, by exact message (quiet)
 
 # ruff: noqa: E402  (the hook above must come first)
 

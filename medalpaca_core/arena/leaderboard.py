@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from ..runtime.charts import themed
 from .ratings import BASE_RATING, Leaderboard
 
 HEADERS = ["variant", "rating", "95% interval", "votes", "win rate"]
@@ -27,6 +28,7 @@ def text_table(board: Leaderboard) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table)
 
 
+@themed
 def chart(board: Leaderboard, title: str = "Ratings (Bradley–Terry, 95% bootstrap intervals)") -> Figure:
     """Ratings as points with interval bars, best at the top; an empty board gives an empty, labelled chart."""
     ratings = list(reversed(board.ratings))

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..models.paper import STEPS, PaperTable
+from ..runtime.charts import themed
 from .scoring import ALL_STEPS, Score
 
 Scores = Mapping[tuple[str, str], Mapping[str, Score]]  # (variant, mode) -> step -> score
@@ -129,6 +130,7 @@ def statistics_markdown(statistics: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@themed
 def reliability_chart(calibration: Mapping[str, Mapping[str, Any]]) -> bytes:
     """A PNG reliability diagram: accuracy against confidence per bin, one line per run, the diagonal."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -167,6 +169,7 @@ def paper_markdown(table: PaperTable) -> str:
     return "\n".join(lines) + "\n"
 
 
+@themed
 def bar_chart(scores: Scores, title: str) -> bytes:
     """A PNG: grouped bars per step, one bar per (variant, mode), 95% intervals, chance line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -195,7 +198,8 @@ def bar_chart(scores: Scores, title: str) -> bytes:
     axes.set_ylim(0, 1)
     axes.set_ylabel("accuracy (95% interval)")
     axes.set_title(title)
-    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if runs:  # no scores (a run stopped before its first answer): no legend to draw, nor matplotlib's warning
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..runtime.paths import models_dir
+from ..runtime.quiet import without_progress_bars
 from .loading_lock import LOADING
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     log.info("Converting %s to safetensors in %s (once; takes ~20-40 s)", gguf, target)
     try:
-        with LOADING:  # first imports race too (loading_lock)
+        with LOADING, without_progress_bars(gguf=True):  # first imports race too (loading_lock)
             from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -93,7 +94,8 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         model.config.name_or_path = DEFAULT_HUB_ID
-        model.save_pretrained(scratch, safe_serialization=True)
+        with LOADING, without_progress_bars():
+            model.save_pretrained(scratch, safe_serialization=True)
         tokenizer.save_pretrained(scratch)
         if target.exists():
             shutil.rmtree(target)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime import hub
+from ..runtime.quiet import without_progress_bars
 from .default_model import DEFAULT_ALIAS, resolve_default_model
 from .loading_lock import LOADING
 
@@ -114,7 +115,7 @@ def load_pretrained(source: str, quantization: str, dtype: str, device: str) -> 
     """One base model and its tokenizer, in the requested precision (shared with ``finetune/``)."""
     import torch
 
-    with LOADING:
+    with LOADING, without_progress_bars():  # the manager logs one line per load instead
         from transformers import AutoModelForCausalLM
 
         kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}

@@ -174,7 +174,7 @@ class ChatTab:
                 elem_id="chat-message",
             )
             send = gr.Button("Send", variant="primary", scale=1)
-            stop = gr.Button("Stop", variant="stop", scale=1, interactive=False)
+            stop = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="chat-stop")
             clear = gr.Button("New chat", scale=1)
         controls = settings_accordion()
         self.view = ChatView(chatbot, message, gr.State([]), status)

@@ -292,14 +292,16 @@ class EvaluateTab:
                 limit = gr.Number(value=5, precision=0, minimum=1, label="Questions per step (blank = all)")
                 with gr.Row():
                     start = gr.Button("Evaluate", variant="primary", scale=2)
-                    stop = gr.Button("Stop", variant="stop", scale=1, interactive=False)
+                    stop = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="evaluate-stop")
             with gr.Column(scale=2, min_width=320):
                 table = gr.Markdown(
                     "Pick variants and an exam, then press **Evaluate**.",
                     elem_id="evaluate-results",
                     elem_classes="wide-tables",
                 )
-                chart = gr.Image(type="filepath", label="Accuracy per step (95% interval)", visible=False)
+                chart = gr.Image(
+                    type="filepath", label="Accuracy per step (95% interval)", visible=False, elem_id="evaluate-chart"
+                )
                 download = gr.File(label="Every question's prompt, response, parsed letter and correctness (JSON)")
         with gr.Accordion("The MedAlpaca paper's USMLE accuracy (published, for reference)", open=False):
             gr.Markdown(paper_markdown(load_paper_table()), elem_id="evaluate-paper", elem_classes="wide-tables")

@@ -58,11 +58,16 @@ class LeaderboardPanel:
             votes = votes_of(self.votes.records(), blind=kind == "blind")
             board = leaderboard(votes)
         except (VoteStorageError, RatingError) as error:
-            return {self.notes: f"⚠ {literal_html(str(error))}", self.table: [], self.chart: None}
+            return {
+                self.notes: f"⚠ {literal_html(str(error))}",
+                self.table: [],
+                self.chart: gr.Plot(None, visible=False),
+            }
         return {
             self.notes: summary(len(votes), kind, board.notes),
             self.table: rows(board),
-            self.chart: chart(board) if board.ratings else None,
+            # no ratings, no chart: an empty plot would only be a blank box under the sentence saying so
+            self.chart: gr.Plot(chart(board) if board.ratings else None, visible=bool(board.ratings)),
         }
 
     def export(self) -> Iterator[dict[Any, Any]]:
@@ -99,7 +104,7 @@ class LeaderboardPanel:
                 elem_id="leaderboard-table",
                 label="Ratings",
             )
-            self.chart = gr.Plot(label="Ratings with their 95% intervals", elem_id="leaderboard-chart")
+            self.chart = gr.Plot(label="Ratings with their 95% intervals", elem_id="leaderboard-chart", visible=False)
             if self.exportable:
                 self.build_export()
         gr.on(None, self.show, self.inputs, self.outputs, api_name="leaderboard", concurrency_limit=None)
