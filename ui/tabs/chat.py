@@ -20,6 +20,7 @@ from medalpaca_core.text.visitor import plain_text
 
 from ..views.common import (
     CancelBoard,
+    SettingsControls,
     admit,
     answer_status,
     disclaimer,
@@ -179,29 +180,33 @@ class ChatTab:
         controls = settings_accordion()
         self.view = ChatView(chatbot, message, gr.State([]), status)
 
-        run = while_running(stop, [send.click, message.submit]).then(
-            self.chat,
-            [variant, message, self.view.history],
-            self.view.outputs,
-            inputs_kwargs=controls.inputs,
-            api_name="chat",
-            show_progress_on=status,
-            concurrency_id="generate",
-        )
-        finished(run, stop)
-        again = while_running(stop, [chatbot.retry]).then(
-            self.retry,
-            [variant, self.view.history],
-            self.view.outputs,
-            inputs_kwargs=controls.inputs,
-            api_visibility="private",
-            show_progress_on=status,
-            concurrency_id="generate",
-        )
-        finished(again, stop)
+        self.answer_on([send.click, message.submit], self.chat, [variant, message], stop, controls, api_name="chat")
+        self.answer_on([chatbot.retry], self.retry, [variant], stop, controls, api_visibility="private")
         chatbot.undo(self.undo, self.view.history, self.view.outputs, api_visibility="private", concurrency_limit=None)
         stop.click(self.stop, None, None, api_name="stop_chat", concurrency_limit=None)
         clear.click(self.clear, None, self.view.outputs, api_visibility="private", concurrency_limit=None)
+
+    def answer_on(
+        self,
+        triggers: list[Any],
+        handler: Any,
+        inputs: list[Any],
+        stop: gr.Button,
+        controls: SettingsControls,
+        **api: Any,
+    ) -> None:
+        """``handler`` streams an answer into the view on ``triggers`` (the history and settings as its last inputs),
+        with Stop enabled for as long as it runs."""
+        run = while_running(stop, triggers).then(
+            handler,
+            [*inputs, self.view.history],
+            self.view.outputs,
+            inputs_kwargs=controls.inputs,
+            show_progress_on=self.view.status,
+            concurrency_id="generate",
+            **api,
+        )
+        finished(run, stop)
 
 
 def build_chat_tab(studio: Studio, speeds: SpeedLog, limiter: RateLimiter) -> ChatTab:
