@@ -7,6 +7,7 @@ tokenize exactly as they do in the app; its weights are random and a few hundred
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
@@ -18,6 +19,7 @@ pytest.register_assert_rewrite("tests.app_server")  # test modules import its he
 
 from medalpaca_core.models.default_model import resolve_default_model  # noqa: E402
 from medalpaca_core.models.registry import Registry, Variant  # noqa: E402
+from tests.held import HeldAnswers  # noqa: E402
 from tests.tiny import build_tiny_llama, build_tiny_lora  # noqa: E402
 
 
@@ -52,3 +54,12 @@ def tiny_registry(tiny_dir: Path, tiny_adapters: list[Path]) -> Registry:
             Variant(id="tiny-qa", label="tiny context_qa", base=base, template="context_qa", dtype="float32"),
         ]
     )
+
+
+@pytest.fixture
+def held_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldAnswers]:
+    """Every answer shows a few tokens, then waits until its run is cancelled (``tests/held.py``): a run that is
+    still going whenever the test stops it, on a machine of any speed."""
+    held = HeldAnswers().install(monkeypatch)
+    yield held
+    held.release()

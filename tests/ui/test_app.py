@@ -71,9 +71,9 @@ def test_sampling_settings_take_effect(client):
     assert len(texts) > 1
 
 
-def test_stop_ends_the_generation_with_its_text(tiny_app):
+def test_stop_ends_the_generation_with_its_text(tiny_app, held_answers):
     client = Client(tiny_app[0], verbose=False)
-    job = client.submit(["tiny-lora-0"], "", QUESTION, *{**SHORT, "max_new_tokens": 400}.values(), api_name="/compare")
+    job = client.submit(["tiny-lora-0"], "", QUESTION, *SHORT.values(), api_name="/compare")
     for outputs in job:
         if "Generating" in str(outputs[1]):
             client.predict(api_name="/stop")

@@ -26,7 +26,6 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-import medalpaca_core.evaluation.runner
 from app import build_demo
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.folder_cache import FolderCache
@@ -34,6 +33,7 @@ from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.runtime.paths import PROJECT_ROOT, public_paths
 from medalpaca_core.serving.ratelimit import RateLimit, RateLimiter
 from tests.app_server import ECHO, SHORT
+from tests.held import FREE_PASSES, HeldQuestions
 from ui.http.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
 from ui.tabs.evaluate import EvaluateTab
 
@@ -190,25 +190,18 @@ def test_config_models_and_messages_name_no_absolute_server_path(tiny_app, tmp_p
 
 # --- 2. evaluations are cancellable runs, in the generation slots, priced by size ------------------------
 
-SLOW_QUESTION_S = 0.15
-
 
 @pytest.fixture
-def slow_questions(monkeypatch) -> list[float]:
-    """Every question of an evaluation takes SLOW_QUESTION_S; returns the times questions started."""
-    started: list[float] = []
-    answer = medalpaca_core.evaluation.runner._answer
-
-    def slow(*args, **kwargs):
-        started.append(time.monotonic())
-        time.sleep(SLOW_QUESTION_S)
-        return answer(*args, **kwargs)
-
-    monkeypatch.setattr(medalpaca_core.evaluation.runner, "_answer", slow)
-    return started
+def held_questions(monkeypatch) -> Iterator[HeldQuestions]:
+    """An evaluation makes one pass (a question, or up to 16 scored together), then waits at the next until it is
+    cancelled (``tests/held.py``)."""
+    held = HeldQuestions().install(monkeypatch)
+    yield held
+    held.release()
 
 
 def wait_for(condition, timeout_s: float = 120) -> None:
+    """Polls ``condition`` until it holds; ``timeout_s`` only bounds a hang."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, f"not within {timeout_s} s"
@@ -226,31 +219,26 @@ def test_evaluations_take_the_generation_slots(tiny_registry, tmp_path, monkeypa
     assert slots["evaluate"] == slots["compare"] == slots["chat"]
 
 
-def test_stop_ends_an_evaluation_at_the_next_question(tiny_app, slow_questions):
+def test_stop_ends_an_evaluation_at_the_next_question(tiny_app, held_questions):
     url, _ = tiny_app
     client = Client(url, verbose=False)
     job = client.submit(["tiny-lora-1"], "sample", None, "loglik", None, api_name="/evaluate")
-    wait_for(lambda: len(slow_questions) >= 3)
+    assert held_questions.reached.wait(120)
     client.predict(api_name="/stop_evaluate")
-    asked = len(slow_questions)
     table, _, results = job.result(timeout=60)
     assert re.search(r"Stopped after question \d+ of 45\*\*: the scores below cover", table) and results is not None
-    assert len(slow_questions) <= asked + 1  # the question in progress ends the run
+    assert len(held_questions.passes) == FREE_PASSES + 1  # the pass in progress ends the run
     progress = [str(update[0]) for update in job.outputs() if "Evaluating…" in str(update[0])]  # streamed meanwhile
     assert any(re.search(r"Question \d+ of 45 done \(loglik · step\d, question \d+\)", text) for text in progress)
 
 
-def test_a_client_that_leaves_cancels_its_evaluation_within_a_second(tiny_app, slow_questions):
+def test_a_client_that_leaves_cancels_its_evaluation(tiny_app, held_questions):
     url, _ = tiny_app
     with raw_event(url, "evaluate", [["tiny-lora-2"], "sample", None, "loglik", None]) as messages:
         next(m for m in messages if m.get("msg") == "process_starts")
-        wait_for(lambda: len(slow_questions) >= 3)
-    asked_when_left = len(slow_questions)
-    wait_for(lambda: not evaluation_threads())
-    asked = len(slow_questions)
-    time.sleep(1)
-    assert len(slow_questions) == asked  # the run ended, with at most a second's worth of questions after the client
-    assert asked - asked_when_left <= 1 / SLOW_QUESTION_S, (asked_when_left, asked)
+        assert held_questions.reached.wait(120)
+    wait_for(lambda: not evaluation_threads())  # held: only the client's leaving can end it
+    assert len(held_questions.passes) == FREE_PASSES + 1  # no question asked after the client left
 
 
 def test_an_evaluation_costs_rate_limit_units_by_its_size(tiny_registry):
@@ -283,7 +271,7 @@ def in_private(monkeypatch, private: Path) -> None:
     )
 
 
-def test_no_temporary_folder_outlives_its_evaluation(tiny_app, tmp_path, monkeypatch, slow_questions):
+def test_no_temporary_folder_outlives_its_evaluation(tiny_app, tmp_path, monkeypatch, held_questions):
     url, _ = tiny_app
     private = tmp_path / "tmp"
     private.mkdir()
@@ -291,7 +279,7 @@ def test_no_temporary_folder_outlives_its_evaluation(tiny_app, tmp_path, monkeyp
     client = Client(url, verbose=False)
     client.predict(["tiny-lora-0"], "sample", None, "loglik", 1, api_name="/evaluate")  # success
     job = client.submit(["tiny-lora-0"], "sample", None, "loglik", None, api_name="/evaluate")
-    wait_for(lambda: len(slow_questions) >= 5)
+    assert held_questions.reached.wait(120)
     client.predict(api_name="/stop_evaluate")
     job.result(timeout=30)  # stopped
     step = tmp_path / "step1.json"
