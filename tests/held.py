@@ -79,8 +79,9 @@ class HeldAnswers(Hold):
             self.run_ended.set()
 
     def install(self, monkeypatch) -> HeldAnswers:
-        monkeypatch.setattr(BatchScheduler, "_step", self.step)
-        monkeypatch.setattr(BatchScheduler, "run", self.run)
+        # functions, not bound methods, so that each is bound to the scheduler it is called on
+        monkeypatch.setattr(BatchScheduler, "_step", lambda scheduler, on_cpu: self.step(scheduler, on_cpu))
+        monkeypatch.setattr(BatchScheduler, "run", lambda scheduler, *args: self.run(scheduler, *args))
         return self
 
 
