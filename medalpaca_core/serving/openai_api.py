@@ -46,6 +46,7 @@ ENABLE_ENV = "MEDALPACA_OPENAI_API"
 KEY_ENV = "MEDALPACA_API_KEY"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ROWS_PER_BATCH = SchedulerConfig().max_rows
+MAX_BODY_DEPTH = 32  # a chat request nests 4 levels (messages, a message, its content parts): far below this
 
 
 def api_enabled() -> bool:
@@ -198,7 +199,9 @@ class OpenAIApi:
         try:
             request = StudioRequest(job.model, job.parts, raw=job.raw)
             return self.studio.stream_requests([request], job.settings, cancel), cancel
-        except (PromptError, SettingsError) as error:
+        except PromptError as error:  # the question or context: a completion's prompt, a chat's messages
+            raise ApiError(400, str(error), param="prompt" if job.raw else "messages") from error
+        except SettingsError as error:
             raise ApiError(400, str(error)) from error
 
     async def events(
@@ -238,10 +241,30 @@ def close(iterator: Iterator[Any]) -> None:
 
 
 async def read_json(request: Request) -> Any:
+    """The body as JSON. One that is not JSON, or that nests deeper than any request of this API (the parser's
+    recursion would otherwise end in a 500 with a traceback in the log), is a 400 naming the body."""
+    too_deep = ApiError(400, f"The request body nests JSON more than {MAX_BODY_DEPTH} levels deep", param="body")
     try:
-        return json.loads(await request.body())
+        document = json.loads(await request.body())
+    except RecursionError:
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"The request body is not valid JSON: {str(error)[:200]}") from None
+        raise ApiError(400, f"The request body is not valid JSON: {str(error)[:200]}", param="body") from None
+    if nesting(document) > MAX_BODY_DEPTH:
+        raise too_deep
+    return document
+
+
+def nesting(document: Any) -> int:
+    """How deep arrays and objects nest in ``document`` (without recursion, so any depth can be measured)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 async def whole(job: Job, events: AsyncIterator[tuple[str, Answer]]) -> dict[str, Any]:

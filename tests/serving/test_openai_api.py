@@ -143,8 +143,27 @@ def test_bad_json_and_bad_settings_are_400_with_a_message(api, app_url):
     assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]["message"]
     with pytest.raises(openai.BadRequestError, match="'temperature' must be between 0 and 2"):
         api.completions.create(model=ECHO, prompt="Hello", temperature=7)
-    with pytest.raises(openai.BadRequestError, match="question is 5,000 characters; the limit is 4,000"):
+    with pytest.raises(openai.BadRequestError, match="question is 5,000 characters; the limit is 4,000") as raised:
         api.completions.create(model=ECHO, prompt="x" * 5000, **GREEDY)
+    assert raised.value.param == "prompt"
+    with pytest.raises(openai.BadRequestError, match="question is 5,000 characters; the limit is 4,000") as raised:
+        api.chat.completions.create(model=ECHO, messages=[{"role": "user", "content": "x" * 5000}], **GREEDY)
+    assert raised.value.param == "messages"
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
+@pytest.mark.parametrize("depth", [100_000, 33])
+def test_a_body_nested_too_deep_is_a_400_naming_the_body_and_logs_nothing(app_url, path, depth, capfd, caplog):
+    """100,000 levels (~200 KB) overflow the JSON parser's recursion; 33 parse, but no request of the API nests so
+    deep: both are refused alike, with no traceback and (almost) nothing in the log."""
+    capfd.readouterr()
+    body = b'{"model": "echo", "prompt": ' + b"[" * depth + b"]" * depth + b"}"
+    reply = httpx.post(f"{app_url}{path}", content=body, timeout=60)
+    error = reply.json()["error"]
+    assert reply.status_code == 400 and error["param"] == "body", error
+    assert error["message"] == "The request body nests JSON more than 32 levels deep"
+    logged = capfd.readouterr().err + caplog.text
+    assert len(logged.encode()) < 400 and "Traceback" not in logged, logged[-2000:]
 
 
 def test_a_variant_this_machine_cannot_run_is_refused_with_its_reason(api):

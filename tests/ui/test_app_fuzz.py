@@ -58,6 +58,18 @@ any_json = st.recursive(
     lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=6),
     max_leaves=24,
 )
+
+
+def nested_body(depth: int, opener: str, key: str) -> bytes:
+    """A request whose one field nests ``depth`` arrays or objects (100,000 levels: ~200 KB)."""
+    inner = "[" * depth + "]" * depth if opener == "[" else '{"a": ' * depth + "1" + "}" * depth
+    return f'{{"model": "{ECHO}", "{key}": {inner}}}'.encode()
+
+
+deep_bodies = st.builds(
+    nested_body, st.sampled_from([33, 999, 1_001, 100_000]), st.sampled_from("[{"), st.sampled_from(["prompt", "data"])
+)
+JSON_ROUTES = ["/gradio_api/queue/join", "/v1/completions", "/v1/chat/completions"]  # bodies parsed as JSON
 settings_fields = [
     st.floats(0, 2),
     st.floats(0.05, 1),
@@ -196,9 +208,10 @@ class Fuzzer:
         ended = any(line.split(":", 1)[1].strip() in ("complete", "error") for line in events)
         self.check("call", data, None if ended else f"no complete or error event: {events[-3:]}")
 
-    def body(self, content: bytes) -> None:
-        response = self.http.post(f"{self.url}/gradio_api/queue/join", content=content, headers=JSON)
-        self.check("malformed body", content.decode("latin-1"), None if response.status_code < 500 else "HTTP 5xx")
+    def body(self, content: bytes, path: str = "/gradio_api/queue/join") -> None:
+        response = self.http.post(f"{self.url}{path}", content=content, headers=JSON)
+        outcome = None if response.status_code < 500 else f"{path}: HTTP {response.status_code}"
+        self.check("malformed body", content.decode("latin-1"), outcome)
 
     @cached_property
     def gradio_client(self) -> Client:
@@ -268,6 +281,12 @@ def test_raw_http_payloads_get_a_response_and_leave_no_content_in_the_log(fuzzer
 @given(content=st.binary(max_size=64) | any_json.map(lambda value: json.dumps(value).encode()))
 def test_malformed_bodies_are_refused_with_a_client_error(fuzzer, content):
     fuzzer.body(content)
+
+
+@FUZZ
+@given(content=deep_bodies, path=st.sampled_from(JSON_ROUTES))
+def test_deeply_nested_bodies_are_refused_with_a_client_error(fuzzer, content, path):
+    fuzzer.body(content, path)
 
 
 @FUZZ

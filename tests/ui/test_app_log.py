@@ -154,6 +154,14 @@ EVALUATE = {"variant_ids": [ECHO], "source": "sample", "files": None, "mode": "l
         ("evaluate", EVALUATE, {"limit": 2.5}, "limit must be a whole number, not 2.5"),
         ("evaluate", EVALUATE, {"files": "step1.json"}, "files must be a list of uploaded files"),
         ("vote", {"comparison_id": None, "choice": None}, {"choice": ["a"]}, "choice must be text, not a list"),
+        ("compare", COMPARE, {"blind": "yes"}, "blind must be true or false, not text ('yes')"),
+        ("compare", COMPARE, {"blind": [True]}, "blind must be true or false, not a list"),
+        ("compare", COMPARE, {"seed": 1e40}, "seed must be between 0 and 4,294,967,295, not 1e+40"),
+        ("compare", COMPARE, {"seed": -1}, "seed must be between 0 and 4,294,967,295, not -1"),
+        ("compare", COMPARE, {"max_new_tokens": 1e308}, "max_new_tokens must be between 1 and 512, not 1e+308"),
+        ("chat", CHAT, {"temperature": -0.5}, "temperature must be between 0 and 2, not -0.5"),
+        ("evaluate", EVALUATE, {"limit": 1e300}, "limit must be between 1 and 100,000, not 1e+300"),
+        ("evaluate", EVALUATE, {"limit": 0}, "limit must be between 1 and 100,000, not 0"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_refused_naming_its_field(tiny_app, log, api_name, inputs, field, message):

@@ -48,6 +48,27 @@ def check_number(value: Any, name: str, whole: bool, optional: bool) -> None:
         raise FieldError(f"{name} must be a whole number, not {value}")
 
 
+def check_range(value: Any, name: str, component: gr.Slider | gr.Number) -> None:
+    """Within the widget's bounds, said with the field's name (Gradio's own check names no field)."""
+    if value is None:
+        return
+    low, high = component.minimum, component.maximum
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {number(low)} and {number(high)}" if low is not None and high is not None else None
+        bounds = bounds or (f"at least {number(low)}" if low is not None else f"at most {number(high)}")
+        raise FieldError(f"{name} must be {bounds}, not {number(value)}")
+
+
+def number(value: float) -> str:
+    """``4,294,967,295``, ``0.05``, ``1e+40``: whole numbers in full up to 15 digits, others as short as exact."""
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def check_bool(value: Any, name: str) -> None:
+    if not isinstance(value, bool):
+        raise FieldError(f"{name} must be true or false, not {describe(value)}")
+
+
 def check_text(value: Any, name: str) -> None:
     if value is not None and not isinstance(value, str):
         raise FieldError(f"{name} must be text, not {describe(value)}")
@@ -88,6 +109,9 @@ def check_value(component: Any, value: Any, name: str) -> None:
     """Refuse ``value`` if no page could send it for ``component``."""
     if isinstance(component, (gr.Slider, gr.Number)):
         check_number(value, name, is_whole(component), optional=isinstance(component, gr.Number))
+        check_range(value, name, component)
+    elif isinstance(component, gr.Checkbox):
+        check_bool(value, name)
     elif isinstance(component, (gr.Dropdown, gr.Radio, gr.CheckboxGroup)):
         check_choices(value, name, component)
     elif isinstance(component, gr.Textbox):

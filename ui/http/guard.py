@@ -15,6 +15,7 @@ import html
 import json
 import logging
 import math
+import re
 from typing import Any
 
 import gradio as gr
@@ -32,6 +33,7 @@ log = logging.getLogger("medalpaca.requests")
 MAX_LINE_CHARS = 300  # one line of the log, whatever it quotes
 MAX_RECORD_CHARS = 4000  # one record, a fault's traceback included
 MAX_MESSAGE_CHARS = 300  # a refusal's message to the visitor
+TYPE_REPR = re.compile(r"<class '([\w.]+)'>")
 FAULT_MESSAGE = "The server failed on this request; the fault is logged (without what was sent)."
 
 
@@ -46,6 +48,12 @@ def summary(inputs: list[Any]) -> str:
     except (TypeError, ValueError, RecursionError):
         size = -1
     return f"{len(inputs)} values, {size:,} bytes" if size >= 0 else f"{len(inputs)} values"
+
+
+def plain_types(message: str) -> str:
+    """``<class 'str'>`` in a message (Gradio's and pydantic's type checks) as ``str``: escaped for the page, the
+    brackets would reach an API client as ``&lt;class 'str'&gt;``."""
+    return TYPE_REPR.sub(r"\1", message)
 
 
 def without_long_values(message: str, inputs: list[Any]) -> str:
@@ -98,7 +106,8 @@ class GuardedBlocks(gr.Blocks):
             refused = error
         log.info("%s refused its input (%s): %s", endpoint(block_fn), summary(inputs), type(refused).__name__)
         message = getattr(refused, "message", None) or str(refused)
-        shown = html.escape(without_long_values(str(message), inputs), quote=False)  # the page renders it as HTML
+        shown = plain_types(without_long_values(str(message), inputs))
+        shown = html.escape(shown, quote=False)  # the page renders it as HTML
         raise gr.Error(shown, title="Invalid request", print_exception=False) from refused
 
     async def process_api(self, block_fn: BlockFunction | int, inputs: list[Any], *args: Any, **kw: Any):

@@ -54,6 +54,7 @@ from ..views.common import (
 SAMPLE, SUITE, UPLOAD = "sample", "suite", "upload"
 HARNESS, HARNESS_LABEL = "harness", "loglik, harness prompts (as the Open Medical-LLM Leaderboard)"
 MAX_UPLOAD_FILES = 12  # three steps with solutions and image lists, and a few JSONL files
+MAX_LIMIT = 100_000  # questions per step: more than any benchmark split has, so 1e300 is refused rather than "all"
 ANSWERS_PER_UNIT = 20  # an evaluation counts as one request per this many answers (questions x variants x modes)
 HEARTBEAT_S = 0.5  # the handler hands Gradio control at least this often, so a client that left is noticed
 SHOWN_FILES = ("chart", "results")
@@ -289,7 +290,9 @@ class EvaluateTab:
                     value="loglik",
                     label="Scoring mode (the paper's prompt, or lm-evaluation-harness's scored by loglik)",
                 )
-                limit = gr.Number(value=5, precision=0, minimum=1, label="Questions per step (blank = all)")
+                limit = gr.Number(
+                    value=5, precision=0, minimum=1, maximum=MAX_LIMIT, label="Questions per step (blank = all)"
+                )
                 with gr.Row():
                     start = gr.Button("Evaluate", variant="primary", scale=2)
                     stop = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="evaluate-stop")
