@@ -42,10 +42,23 @@ TARGETS = """\
 | (issue 24) lm-eval through /v1 picks as eval does on at least 99% of questions | evaluation, lm-eval |
 | (issue 13) /v1/completions adds under 50 ms to the Compare path's generation | app, /v1/completions vs Compare |
 | (issue 12) 100,000 votes over 20 variants rated with 200 bootstrap resamples in under 10 s | ratings |
+| (issue 23) 4 concurrent API requests for one variant in <= 1.7x one alone; base + 3 adapters <= 1.8x | concurrency |
+| (issue 23) a request sent mid-answer: first token within one step plus its own prefill | concurrency |
+| (issue 23) 10 concurrent API requests: the slowest no later than the slowest of 10 page comparisons | concurrency |
 """
 
 
-PARTIAL_SECTIONS = ("decode", "side-by-side", "memory", "cold start", "reference", "mixed batch", "visitors")
+PARTIAL_SECTIONS = (
+    "decode",
+    "side-by-side",
+    "memory",
+    "cold start",
+    "reference",
+    "mixed batch",
+    "visitors",
+    "concurrency",
+)
+APART = ("visitors", "mixed batch", "concurrency")  # sections measured by their own scripts, not benchmarks.inference
 
 
 def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
@@ -83,6 +96,13 @@ def app_rows(runs: int, single_stream_tok_s: float | None) -> list[Row]:
 
     compare = in_fresh_process(app_compare.rows, runs) + in_fresh_process(api_overhead.rows)
     return compare + visitors.rows(runs - 1, single_stream_tok_s)
+
+
+def concurrency_rows(repeats: int) -> list[Row]:
+    """Requests at once against the served app (``benchmarks/concurrency.py``), in a fresh process."""
+    from benchmarks import concurrency
+
+    return in_fresh_process(concurrency.rows, repeats)
 
 
 def mixed_batch_rows(repeats: int) -> list[Row]:
@@ -200,7 +220,7 @@ def main() -> None:
     if not args.skip_training:
         rows += training_rows(args.train_steps)
     if not args.skip_load:
-        rows += app_rows(args.repeats + 1, single_stream(rows)) + load_rows()
+        rows += app_rows(args.repeats + 1, single_stream(rows)) + load_rows() + concurrency_rows(args.repeats)
     rows += rating_rows()
     for row in rows:
         print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
@@ -212,12 +232,14 @@ def partial(sections: list[str], repeats: int, output: Path, decode_variants: tu
     """Re-measure some sections in one run and put their rows into the existing file, saying which and when."""
     from benchmarks import visitors
 
-    inference = tuple(s for s in sections if s not in ("visitors", "mixed batch"))
+    inference = tuple(s for s in sections if s not in APART)
     rows = run_inference(repeats, inference, decode_variants) if inference else []
     if "mixed batch" in sections:
         rows += mixed_batch_rows(repeats)
     if "visitors" in sections:
         rows += visitors.rows(repeats, single_stream(rows))
+    if "concurrency" in sections:
+        rows += concurrency_rows(repeats)
     for row in rows:
         print(f"{row.section:13} {row.name:45} {row.value:24} {row.detail}")
     command = f"python -m benchmarks --only '{','.join(sections)}' --repeats {repeats}"

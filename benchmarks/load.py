@@ -63,8 +63,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """``app.py`` as shipped, with its own data folder and the converted default model (no second conversion)."""
+def start_server(home: Path, log: Path, **extra_env: str) -> tuple[subprocess.Popen, str]:
+    """``app.py`` as shipped, with its own data folder and the converted default model (no second conversion);
+    ``extra_env`` adds environment variables (e.g. ``MEDALPACA_VARIANTS``)."""
     port = free_port()
     env = {
         **os.environ,
@@ -75,6 +76,7 @@ def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
         "MEDALPACA_MEMORY_BUDGET": BUDGET,
         "HF_HUB_OFFLINE": "1",
         "MEDALPACA_TRUSTED_PROXY": "127.0.0.1",  # the visitors' X-Forwarded-For counts, as behind a proxy
+        **extra_env,
     }
     with log.open("wb") as output:
         server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=output, stderr=output)
