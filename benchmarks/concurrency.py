@@ -141,7 +141,8 @@ def verdict(ratio: float, target: float) -> str:
 def batch_rows(seconds: dict[str, float], repeats: int, tokens: int) -> list[Row]:
     command = COMMAND.format(repeats=repeats, tokens=tokens)
     alone = seconds[f"alone {BASE}"]
-    targets = {4: "; " + verdict(seconds[f"4 x {BASE}"] / alone, 1.7) + ", moonshot 1.4x"}
+    four = seconds[f"4 x {BASE}"] / alone
+    targets = {4: f"; {verdict(four, 1.7)}; moonshot {verdict(four, 1.4)}"}
     rows = [Row("concurrency", f"1 request, {BASE}", f"{alone:.2f} s", f"{tokens} new tokens; {SHARED}", command)]
     for n in SIZES:
         ratio = seconds[f"{n} x {BASE}"] / alone
