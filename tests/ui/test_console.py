@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 from gradio_client import Client
-from medalpaca_core.paths import PROJECT_ROOT
 
+from medalpaca_core.runtime.paths import PROJECT_ROOT
 from tests.app_server import free_port
 
 STARTUP_S = 300
