@@ -64,7 +64,7 @@ def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
     base = PRESETS[args.preset]
     overrides = {
         name: getattr(args, name)
-        for name in ("max_new_tokens", "temperature", "top_p", "top_k", "seed")
+        for name in ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
         if getattr(args, name) is not None
     }
     return GenerationSettings(**{**base.__dict__, **overrides})
@@ -76,6 +76,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--top-p", type=float)
     parser.add_argument("--top-k", type=int)
+    parser.add_argument(
+        "--repetition-penalty",
+        type=float,
+        help="divide the scores of tokens already in the answer by this (1: off, the default; up to 2); a guard "
+        "against looping that also hides a model that cannot stop, so evaluation never uses it",
+    )
     parser.add_argument("--seed", type=int)
 
 
