@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.paths import ASSETS_DIR
-from ..text.prompts import MAX_QUESTION_CHARS
+from ..text.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
 from ..text.visitor import brief
 
 BUNDLED_EXAM = ASSETS_DIR / "exams" / "usmle-sample"  # a demo written for this project, not the USMLE
@@ -36,6 +36,11 @@ OPTION_LETTER = re.compile(r"^[A-Z]$")
 
 class ExamError(ValueError):
     """An exam file that cannot be used; the message names the file and, where known, the question."""
+
+
+class Unaskable(str):
+    """Why one question cannot be asked of a variant (its prompt does not fit): that question is skipped with this
+    reason and the run goes on, unlike any other failure, which ends the variant's run."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,19 @@ class Question:
         """Stable id of the question inside an exam, used to resume runs."""
         return f"{self.step}/{self.number}"
 
+    @property
+    def chars(self) -> int:
+        """The length of the question with its options, as a visitor's question box would hold them."""
+        return len(self.text) + sum(len(option) + 4 for option in self.options.values())
+
+    def over_limits(self, max_question_chars: int, max_context_chars: int) -> str | None:
+        """Why this question is over a visitor's input limits, if it is."""
+        if self.chars > max_question_chars:
+            return f"question and options are {self.chars:,} characters; the limit is {max_question_chars:,}"
+        if len(self.context) > max_context_chars:
+            return f"the context is {len(self.context):,} characters; the limit is {max_context_chars:,}"
+        return None
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -70,8 +88,9 @@ class TaskInfo:
 class Exam:
     name: str
     questions: tuple[Question, ...]
-    excluded: dict[str, tuple[int, ...]]  # step -> question numbers left out (image questions)
+    excluded: dict[str, tuple[int, ...]]  # step -> question numbers left out (image questions, over a limit)
     tasks: dict[str, TaskInfo] = field(default_factory=dict)  # step -> its format and file
+    skipped: dict[str, str] = field(default_factory=dict)  # question key -> why it is not asked (over a limit)
 
     @property
     def steps(self) -> list[str]:
@@ -96,7 +115,27 @@ class Exam:
             if taken[question.step] < per_step:
                 kept.append(question)
                 taken[question.step] += 1
-        return Exam(self.name, tuple(kept), self.excluded, self.tasks)
+        return Exam(self.name, tuple(kept), self.excluded, self.tasks, self.skipped)
+
+    def within(self, max_question_chars: int = MAX_QUESTION_CHARS, max_context_chars: int = MAX_CONTEXT_CHARS) -> Exam:
+        """The exam without the questions over a visitor's input limits (the page's; the command line, run by the
+        operator, has only the model's context window): each is skipped with its id and reason, and counted with
+        the excluded questions, rather than refusing the whole exam."""
+        reasons = {q.key: q.over_limits(max_question_chars, max_context_chars) for q in self.questions}
+        kept = tuple(q for q in self.questions if reasons[q.key] is None)
+        if not kept:
+            first = next(iter(reasons.items()))
+            raise ExamError(
+                f"Every question is over this page's limits (first, {first[0]}: {first[1]}); "
+                "the command line (python -m medalpaca_core eval) has no such limit"
+            )
+        excluded = {step: set(numbers) for step, numbers in self.excluded.items()}
+        for question in self.questions:
+            if reasons[question.key] is not None:
+                excluded.setdefault(question.step, set()).add(question.number)
+        skipped = {**self.skipped, **{key: why for key, why in reasons.items() if why is not None}}
+        excluded_numbers = {step: tuple(sorted(numbers)) for step, numbers in excluded.items()}
+        return Exam(self.name, kept, excluded_numbers, self.tasks, skipped)
 
 
 def read_text(path: Path, limit: int | None = None) -> str:
@@ -157,9 +196,6 @@ def check_question(entry: Any, where: str) -> tuple[str, dict[str, str]]:
             raise ExamError(f"{where}: option key {brief(letter)} is not a single capital letter")
         if not isinstance(option, str) or not option.strip():
             raise ExamError(f"{where}: option {letter} is empty or not text")
-    length = len(text) + sum(len(option) + 4 for option in options.values())
-    if length > MAX_QUESTION_CHARS:
-        raise ExamError(f"{where}: question and options are {length:,} characters; the limit is {MAX_QUESTION_CHARS:,}")
     return text.strip(), {letter: option.strip() for letter, option in options.items()}
 
 

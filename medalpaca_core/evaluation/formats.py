@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..text.prompts import MAX_CONTEXT_CHARS
 from .exams import ExamError, Question, check_answer, check_question, parse_json, read_text
 
 MAX_DATA_BYTES = 100 * 1024 * 1024  # MedMCQA's train split, the largest file here, is ~90 MB as JSON Lines
@@ -188,7 +187,7 @@ def _index(value: Any, count: int, base: int, row: Row, name: str) -> str:
 
 
 def _question(row: Row, step: str, text: str, options: dict[str, str], answer: str, **extra: str) -> Question:
-    """Checked like every exam question (lengths, empty text), kept as written: harness prompts use the raw text."""
+    """Checked like every exam question (empty text), kept as written: harness prompts use the raw text."""
     if not all(value.strip() for value in options.values()):
         raise Skip("an option is empty")
     check_question({"question": text, "options": options}, row.where)
@@ -227,8 +226,6 @@ def _contexts(row: Row) -> str:
         value = "\n".join(value)
     if not isinstance(value, str) or not value.strip():
         raise ExamError(f"{row.where}: the abstract (CONTEXTS, contexts or context.contexts) is missing or not text")
-    if len(value) > MAX_CONTEXT_CHARS:
-        raise ExamError(f"{row.where}: the abstract is {len(value):,} characters; the limit is {MAX_CONTEXT_CHARS:,}")
     return value
 
 

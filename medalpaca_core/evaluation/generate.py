@@ -22,8 +22,8 @@ from typing import Any
 from ..engine import Request, Studio
 from ..generation.answers import FinishReason, Status
 from ..generation.settings import PRESETS, GenerationSettings
-from ..text.prompts import render
-from .exams import Question
+from ..text.prompts import PromptError, render
+from .exams import Question, Unaskable
 from .prompt import exam_parts
 from .results import new_record
 from .scoring import parse_letter
@@ -83,7 +83,12 @@ def generate_records(
     errors: dict[str, str] = {}
     pending = list(variant_ids)
     for attempt in range(config.retries + 1):
-        answers = _final_answers(studio, [Request(v, parts) for v in pending], config.attempt_settings(attempt), cancel)
+        requests = [Request(v, parts) for v in pending]
+        try:
+            answers = _final_answers(studio, requests, config.attempt_settings(attempt), cancel)
+        except PromptError as error:  # this question cannot be asked (input limits): skipped, the run goes on
+            errors.update(dict.fromkeys(pending, Unaskable(error)))
+            break
         for variant_id in pending:
             answer = answers[variant_id]
             if (

@@ -27,7 +27,7 @@ from ..models.manager import LoadedModel
 from ..models.registry import Variant
 from ..text.prompts import PromptError, encode, render
 from . import harness
-from .exams import Question
+from .exams import Question, Unaskable
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 from .prompt import PromptStyle, exam_parts
 from .results import new_record
@@ -83,8 +83,8 @@ def _candidate(
     length = len(prompt_ids) + max(len(ids) for ids in continuations.values())
     if length > loaded.context_window:
         raise PromptError(
-            f"{question.key}: prompt and longest option are {length:,} tokens; "
-            f"the context window of {variant.id} is {loaded.context_window:,}"
+            f"prompt and longest option are {length:,} tokens; the context window of {variant.id} is "
+            f"{loaded.context_window:,}: the prompt would have to be cut, so the question is not asked"
         )
     choice_texts = {letter: text.strip() for letter, text in texts.items()}
     return loaded, _Candidate(variant_id, adapter, question, prompt, prompt_ids, continuations, choice_texts, shift)
@@ -204,6 +204,8 @@ def _prepare(
                 for shift in _shifts(question, style, rotate):
                     loaded, candidate = _candidate(studio, variant_id, rotated(question, shift), choice, style, shift)
                     prepared.append((loaded, replace(candidate, asked=index)))
+            except PromptError as error:  # this question does not fit this variant: skipped, the run goes on
+                errors[variant_id] = Unaskable(error)
             except Exception as error:  # this variant fails; the rest of its group goes on
                 errors[variant_id] = str(error)
     prepared = [(model, c) for model, c in prepared if c.variant_id not in outcomes[c.asked][1]]

@@ -21,7 +21,7 @@ from ..engine import Studio
 from ..models.paper import load_paper_table
 from ..runtime.paths import data_dir
 from ..text.prompts import PromptError
-from .exams import Exam, ExamError, Question
+from .exams import Exam, ExamError, Question, Unaskable
 from .generate import GenerateConfig, generate_records
 from .loglik import CHOICES, loglik_many, loglik_records
 from .prompt import PROMPT_STYLES, PromptStyle
@@ -103,6 +103,7 @@ class EvalOutcome:
     files: dict[str, Path]
     norm_scores: dict[tuple[str, str], dict[str, Score]] = field(default_factory=dict)  # loglik's acc_norm
     statistics: dict[str, Any] = field(default_factory=dict)  # McNemar, calibration, position bias
+    skipped: dict[str, str] = field(default_factory=dict)  # question key -> why it was not asked (all variants or one)
 
 
 def default_output(exam: Exam) -> Path:
@@ -140,14 +141,20 @@ def _keep(
     todo: list[tuple[Question, list[str]]],
     outcomes: list[tuple[dict[str, dict[str, Any]], dict[str, str]]],
     errors: dict[str, str],
+    skipped: dict[str, str],
 ) -> None:
-    """Each question's records into the store (saved once for the chunk), its failures into ``errors``."""
+    """Each question's records into the store (saved once for the chunk), its failures into ``errors`` (which end
+    that variant's run), the questions it could not be asked into ``skipped`` (which end nothing)."""
     saved = False
     for (question, _), (records, failed) in zip(todo, outcomes, strict=True):
         for variant_id, record in records.items():
             store.add(variant_id, mode, record)
             saved = True
-        errors.update({run_key(v, mode): f"{question.key}: {message}" for v, message in failed.items()})
+        for variant_id, message in failed.items():
+            if isinstance(message, Unaskable):
+                skipped[question.key] = message
+            else:
+                errors[run_key(variant_id, mode)] = f"{question.key}: {message}"
     if saved:
         store.save()
 
@@ -167,6 +174,13 @@ def formats_markdown(exam: Exam) -> str:
     return "\n".join(["Formats:", *lines]) + "\n" if lines else ""
 
 
+def skipped_markdown(skipped: dict[str, str]) -> str:
+    """The questions left out of the scores, each with its id and why: never a silent gap."""
+    if not skipped:
+        return ""
+    return "\n".join([f"Skipped ({len(skipped)}):", *(f"- {key}: {why}" for key, why in skipped.items())]) + "\n"
+
+
 def write_reports(outcome: EvalOutcome, config: EvalConfig | None = None) -> None:
     """``results.md`` (ours, statistics, then the paper's table), ``accuracy.png``, ``reliability.png``."""
     heading = title(outcome.exam, config or EvalConfig())
@@ -174,7 +188,8 @@ def write_reports(outcome: EvalOutcome, config: EvalConfig | None = None) -> Non
     if len(outcome.exam.tasks) > 1 and any(info.kind != "usmle" for info in outcome.exam.tasks.values()):
         formats = {step: info.description for step, info in outcome.exam.tasks.items()}
         markdown = tasks_markdown(outcome.scores, outcome.norm_scores, formats, heading) + "\n" + markdown
-    markdown += "\n" + formats_markdown(outcome.exam) + "\n" + statistics_markdown(outcome.statistics)
+    markdown += "\n" + formats_markdown(outcome.exam) + skipped_markdown(outcome.skipped)
+    markdown += "\n" + statistics_markdown(outcome.statistics)
     markdown += "\n" + paper_markdown(load_paper_table())
     outcome.files["markdown"] = outcome.folder / "results.md"
     outcome.files["chart"] = outcome.folder / "accuracy.png"
@@ -219,6 +234,7 @@ def run_evaluation(
     for question in {q.step: q for q in asked.questions}.values():
         config.style(asked, question)  # too few few-shot examples for a task: said now, not mid-run
     errors: dict[str, str] = {}
+    skipped = dict(asked.skipped)
     seconds: dict[str, float] = {}
     total, done = len(config.modes) * len(asked.questions), 0
     for mode in config.modes:
@@ -232,7 +248,7 @@ def run_evaluation(
                 (q, [v for v in variant_ids if run_key(v, mode) not in errors and not store.has(v, mode, q)])
                 for q in chunk
             ]
-            _keep(store, mode, todo, _answer_chunk(studio, mode, todo, config, asked, cancel), errors)
+            _keep(store, mode, todo, _answer_chunk(studio, mode, todo, config, asked, cancel), errors, skipped)
             for question in chunk:
                 done += 1
                 if progress is not None:
@@ -258,8 +274,9 @@ def run_evaluation(
     statistics = run_statistics(runs)
     if store.path.exists():
         store.document["statistics"] = statistics
+        store.document["skipped"] = skipped
         store.save()
     files = {"results": store.path} if store.path.exists() else {}
-    outcome = EvalOutcome(folder, asked, scores, errors, seconds, files, norm_scores, statistics)
+    outcome = EvalOutcome(folder, asked, scores, errors, seconds, files, norm_scores, statistics, skipped)
     write_reports(outcome, config)
     return outcome

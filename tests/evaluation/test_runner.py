@@ -280,3 +280,63 @@ def test_evaluate_tab_runs_the_same_evaluation(studio, tmp_path, monkeypatch):
         run(["tiny"], tab.UPLOAD, [], "loglik", None)
     with pytest.raises(gr.Error, match=r"step1\.json: its solutions file step1_solutions\.json is missing"):
         run(["tiny"], tab.UPLOAD, [str(BUNDLED_EXAM / "step1.json")], "loglik", None)
+
+
+PASSAGE = "Sauna use, sometimes referred to as sauna bathing, is characterized by short-term passive exposure to heat. "
+
+
+def mmlu_csv(path, short: int, long: int) -> list[int]:
+    """A header-less MMLU CSV (question,A,B,C,D,answer), as the benchmark ships: ``short`` ordinary questions, then
+    ``long`` with a ~4,800-character passage (as MMLU college medicine's); returns the long ones' row numbers."""
+    import csv
+
+    rows = [[f"Which organ makes insulin? ({n})", "Pancreas", "Liver", "Spleen", "Heart", "A"] for n in range(short)]
+    passage = PASSAGE * 45  # ~4,800 characters
+    rows += [[f"{passage}What does sauna use do? ({n})", "Warms", "Cools", "Nothing", "Harm", "A"] for n in range(long)]
+    with path.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows(rows)
+    return list(range(short + 1, short + long + 1))
+
+
+def test_cli_scores_every_question_that_fits_and_skips_the_others_with_reasons(studio, tmp_path, monkeypatch, capsys):
+    """The command line has no character cap, only the model's context window (512 for the tiny model): the five
+    passages do not fit it, so each is skipped with its id and why, and the six others are scored."""
+    monkeypatch.setattr(commands, "Studio", lambda: studio)
+    exam, out = tmp_path / "college_medicine_test.csv", tmp_path / "out"
+    long = mmlu_csv(exam, short=6, long=5)
+    assert cli.main(["eval", "--variant", "tiny", "--mode", "loglik", "--exam", str(exam), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| tiny | loglik |" in printed and "Skipped (5):" in printed
+    for number in long:
+        assert f"- mmlu_college_medicine/{number}: prompt and longest option are " in printed
+        assert "the context window of tiny is 512: the prompt would have to be cut" in printed
+    document = json.loads((out / "results.json").read_text())
+    assert len(document["runs"]["tiny | loglik"]["records"]) == 6
+    assert set(document["skipped"]) == {f"mmlu_college_medicine/{number}" for number in long}
+
+
+def test_the_page_skips_questions_over_its_cap_and_scores_the_rest(studio, tmp_path, monkeypatch):
+    """A visitor's upload with one 5,000-character question among valid ones: that one is skipped, listed with its
+    reason and counted with the excluded questions; the others are scored."""
+    import gradio as gr
+
+    from ui.tabs import evaluate as tab
+
+    monkeypatch.setattr(tab, "default_output", lambda exam: tmp_path / exam.name)
+    monkeypatch.setenv("MEDALPACA_HOME", str(tmp_path / "home"))
+    with gr.Blocks():
+        evaluate_tab = tab.build_evaluate_tab(studio, RateLimiter(None))
+    upload = tmp_path / "medqa.jsonl"
+    questions = [("Which vitamin prevents scurvy?", "C"), ("x" * 5_000 + "?", "D"), ("Which organ makes insulin?", "C")]
+    upload.write_text(
+        "\n".join(json.dumps({"question": q, "options": {"A": "B12", "B": a}, "answer_idx": "B"}) for q, a in questions)
+    )
+    request = SimpleNamespace(client=None, session_hash="session")
+    results = list(evaluate_tab.evaluate(["tiny"], tab.UPLOAD, [str(upload)], "loglik", None, request))[-1]
+    text = results[evaluate_tab.view.table]
+    assert "medqa (n=2)" in text
+    assert "**medqa/2 skipped**: question and options are 5,013 characters; the limit is 4,000" in text
+    document = json.loads(next((tmp_path / "home").rglob("results.json")).read_text())  # the upload's results
+    assert document["exam"]["excluded"] == {"medqa": [2]} and list(document["skipped"]) == ["medqa/2"]
+    exam = load_exam(upload)
+    assert len(exam.questions) == 3 and len(exam.within().questions) == 2, "only the page caps the length"

@@ -84,10 +84,11 @@ def uploaded_exam(files: list[str] | None) -> Exam:
 
 
 def load_source(source: str, files: list[str] | None) -> Exam:
-    """The exam a visitor picked: the bundled sample, the bundled suite, or the uploaded files."""
+    """The exam a visitor picked (the bundled sample, the bundled suite, or the uploaded files), without the
+    questions over a visitor's input limits, which are skipped and listed with the results."""
     if source == SUITE:
-        return load_suite(BUNDLED_SUITE)[0]
-    return load_exam(BUNDLED_EXAM) if source == SAMPLE else uploaded_exam(files)
+        return load_suite(BUNDLED_SUITE)[0].within()
+    return (load_exam(BUNDLED_EXAM) if source == SAMPLE else uploaded_exam(files)).within()
 
 
 def evaluation_cost(answers: int) -> int:
@@ -149,6 +150,7 @@ def outcome_text(outcome: EvalOutcome, stopped: tuple[int, int] | None, config: 
     ``stopped``: (questions done, questions asked) of a run that Stop ended."""
     notes = [f"- {mode}: {seconds:.0f} s" for mode, seconds in outcome.seconds.items()]
     notes += [f"- **{run} incomplete**: {public_paths(message)}" for run, message in outcome.errors.items()]
+    notes += [f"- **{key} skipped**: {why}" for key, why in outcome.skipped.items()]
     exam = outcome.exam
     heading = f"{exam.name}: zero-shot accuracy" + (", harness prompts" if config.prompt == "harness" else "")
     text = results_markdown(outcome.scores, heading, outcome.norm_scores) + "\n" + "\n".join(notes)
