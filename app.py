@@ -51,7 +51,17 @@ CSS = """
 .hint, .answer-status { font-size: 0.9em; opacity: 0.85; }
 .run-status { min-height: 1.6em; }
 .answer textarea { font-size: 0.95em; line-height: 1.45; }
+/* Answers as formatted text (medalpaca_core.answer_markdown), the plain text's box behind "Plain text";
+   fixed heights keep every column's status, notes and prompt rows level with its neighbours'. */
+#compare-answers .answer textarea, #compare-answers.plain .answer-md { display: none; }
+#compare-answers.plain .answer textarea { display: block; }
+.answer-md { height: 18em; overflow-y: auto; padding: 4px 12px; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-lg); font-size: 0.95em; }
+.answer-md .answer-md { height: auto; overflow: visible; padding: 0; border: none; }  /* Gradio nests the class */
+.answer-status { min-height: 4.2em; }
 #compare-question textarea { min-height: 4.2em; }  /* a one-line box (Enter submits) that looks like room to write */
+.answer-column.chosen { outline: 3px solid var(--color-accent); outline-offset: 4px; border-radius: 8px; }
+.answer-column.chosen::before { content: "★ Your pick"; font-weight: 600; color: var(--color-accent); }
 @media (max-width: 640px) { #leaderboard-table { font-size: 0.8em; } }  /* five columns in a phone's width */
 /* Evaluate's tables keep numbers and words whole; a table wider than the screen scrolls inside itself */
 .wide-tables table { display: block; max-width: 100%; overflow-x: auto; }
@@ -72,10 +82,11 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
         if notice:
             gr.Markdown(notice, elem_classes="disclaimer")
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays in sight, none behind a menu
-            build_compare_tab(studio, VoteStore(), speeds, limiter)
+            compare = build_compare_tab(studio, VoteStore(), speeds, limiter)
             build_chat_tab(studio, speeds, limiter)
             build_evaluate_tab(studio, limiter)
             build_models_tab(studio)
+        demo.load(compare.reopen, None, compare.reopened, api_visibility="private", concurrency_limit=None)
     return demo
 
 

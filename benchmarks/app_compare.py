@@ -44,7 +44,7 @@ class Run:
     statuses: list[str]
 
 
-STATS = re.compile(r"(\d+) tokens · ([\d.]+) tok/s")  # a finished answer's stats line (Stats.summary)
+STATS = re.compile(r"(\d+) tokens · [^·]+ · ([\d.]+) tok/s")  # a finished answer's line (ui.views.common.finished_line)
 
 
 def answers(outputs: list[Any], variants: list[str]) -> list[dict[str, Any]]:

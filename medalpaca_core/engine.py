@@ -10,6 +10,7 @@ others go on.
 from __future__ import annotations
 
 import queue
+import random
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -25,7 +26,15 @@ from .models.manager import BaseKey, LoadedModel, ModelManager
 from .models.memory import Estimate
 from .models.registry import Registry, UnavailableVariantError, Variant, availability
 from .models.remote import stream_remote
-from .models.selection import DEFAULT_COUNT, SpeedLog, default_variants, unavailable_variants, variant_choices
+from .models.selection import (
+    DEFAULT_COUNT,
+    SpeedLog,
+    default_variants,
+    fresh_round,
+    precision,
+    unavailable_variants,
+    variant_choices,
+)
 from .runtime.hosting import gpu
 from .text.prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
 
@@ -116,6 +125,14 @@ class Studio:
     def default_variants(self, count: int = DEFAULT_COUNT) -> list[str]:
         """What a first comparison should ask (see ``selection``)."""
         return default_variants(self.registry, self.manager, count)
+
+    def fresh_round(self, count: int, rng: random.Random) -> list[str]:
+        """``count`` fast variants drawn at random, for an arena's next round (see ``selection``)."""
+        return fresh_round(self.registry, self.manager, count, rng)
+
+    def precision(self, variant_id: str) -> str:
+        """'bf16', 'fp32', 'int8', 'nf4' or 'remote': how the variant's weights are held here."""
+        return precision(self.variant(variant_id), self.manager.device)
 
     def choices(self, speeds: SpeedLog) -> list[tuple[str, str]]:
         """(label, id) pairs for a variant picker, with the speeds measured so far."""

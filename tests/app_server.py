@@ -53,9 +53,9 @@ class EchoStudio(Studio):
 
 
 # What /compare and /vote return to gradio_client, in order (layouts are left out): per column, its answer,
-# status line, notes and prompt (ui.tabs.compare.Slot.outputs less the layouts), then the run line, the comparison
-# id, the vote choices, the vote message and the two downloads.
-COLUMN_OUTPUTS = 4
+# status line, notes, prompt and formatted answer (ui.tabs.compare.Slot.outputs less the layouts), then the run line,
+# the comparison id, the vote choices, the vote message and the two downloads.
+COLUMN_OUTPUTS = 5
 
 
 def page(outputs) -> dict:
@@ -65,9 +65,10 @@ def page(outputs) -> dict:
     shown = [column for column in columns if column[0]["label"] != "Answer"]
     rest = outputs[COLUMN_OUTPUTS * 4 :]
     return {
-        "answers": {answer["label"]: (answer["value"], status) for answer, status, _, _ in shown},
-        "notes": {answer["label"]: notes for answer, _, notes, _ in shown},
-        "prompts": {answer["label"]: prompt for answer, _, _, prompt in shown},
+        "answers": {answer["label"]: (answer["value"], status) for answer, status, *_ in shown},
+        "notes": {answer["label"]: notes for answer, _, notes, *_ in shown},
+        "prompts": {answer["label"]: prompt for answer, _, _, prompt, _ in shown},
+        "formatted": {answer["label"]: formatted for answer, *_, formatted in shown},
         "run": rest[0],
         "id": rest[1],
         "vote": rest[2],

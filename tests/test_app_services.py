@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 
 import pytest
@@ -14,7 +15,7 @@ from medalpaca_core.generation.answers import Answer, Stats
 from medalpaca_core.generation.settings import PRESETS
 from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.models.registry import Registry, Variant
-from medalpaca_core.models.selection import SpeedLog, choice_label, default_variants
+from medalpaca_core.models.selection import SpeedLog, choice_label, default_variants, fresh_round, precision
 from medalpaca_core.runtime.paths import PROJECT_ROOT
 from ui.views.catalog import catalog, format_reference
 
@@ -46,6 +47,22 @@ def test_default_without_adapters_falls_back_to_other_fast_variants(tiny_registr
 
 def test_nothing_available_means_no_default(manager):
     assert default_variants(Registry([Variant(id="hub", label="h", base="medalpaca/medalpaca-7b")]), manager) == []
+
+
+def test_a_fresh_round_draws_fast_variants_at_random(tiny_registry, manager):
+    fast = set(default_variants(tiny_registry, manager, count=99))
+    rounds = {tuple(fresh_round(tiny_registry, manager, 2, random.Random(seed))) for seed in range(20)}
+    assert all(len(drawn) == 2 and set(drawn) <= fast for drawn in rounds)
+    assert len(rounds) > 1, "a new round is not the same line-up every time"
+    assert set(fresh_round(tiny_registry, manager, 99, random.Random(0))) == fast
+
+
+def test_precision_says_how_the_weights_are_held(tiny_registry):
+    assert [precision(tiny_registry.get(ident), "cpu") for ident in ("tiny", "tiny-int8", "tiny-nf4")] == [
+        "fp32",
+        "int8",
+        "nf4",
+    ]
 
 
 def test_labels_mark_slow_variants(tiny_registry):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..models.registry import Variant
 
-IDENTICAL = "identical to the base: this adapter changed nothing here"
+IDENTICAL_NOTE = "this adapter changed nothing here"
 PREFIX_CHARS = 80  # the shared text shown before the departure, at most (its end, where the departure is)
 
 
@@ -37,21 +37,22 @@ class Departure:
     def identical(self) -> bool:
         return self.index is None
 
-    def line(self) -> str:
-        """One sentence for the adapter's column."""
+    def line(self, adapter: str, base: str) -> str:
+        """One sentence for the adapter's column, naming the adapter and its base: two adapters' lines then
+        read apart even when they depart at the same token."""
         if self.identical:
-            return IDENTICAL[0].upper() + IDENTICAL[1:] + "."
+            return f"{adapter} answered exactly as its base {base}: {IDENTICAL_NOTE}."
         shared = self.prefix if len(self.prefix) <= PREFIX_CHARS else "…" + self.prefix[-PREFIX_CHARS:]
         if not self.adapter_token:
-            change = "stops where the base goes on"
+            change = f"stops where {base} goes on"
         elif not self.base_token:
-            change = f"goes on with {self.adapter_token!r} where the base stops"
+            change = f"goes on with {self.adapter_token!r} where {base} stops"
         else:
-            change = f"says {self.adapter_token!r} where the base says {self.base_token!r}"
+            change = f"says {self.adapter_token!r} where {base} says {self.base_token!r}"
         where = f"after {shared!r}" if self.prefix else "from its first token"
         return (
-            f"Departs from the base at token {self.index + 1}: {change}, {where}. "
-            f"Keeps {self.kept:.0%} of the base's tokens."
+            f"{adapter} departs from its base {base} at token {self.index + 1}: {change}, {where}. "
+            f"It keeps {self.kept:.0%} of {base}'s tokens."
         )
 
 

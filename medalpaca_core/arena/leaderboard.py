@@ -2,6 +2,8 @@
 
 The same rows feed the command line's table and the app's; the chart puts each rating with its
 95% interval on one axis, so overlapping intervals (no real difference yet) are seen at a glance.
+A variant's rating is shown once it has ``MIN_VOTES`` votes: one vote gives a number ("907, 836 to
+907") that only looks like a measurement; until then its row says how many votes it has and needs.
 """
 
 from __future__ import annotations
@@ -9,15 +11,27 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from ..runtime.charts import themed
-from .ratings import BASE_RATING, Leaderboard
+from .ratings import BASE_RATING, Leaderboard, Rating
 
 HEADERS = ["variant", "rating", "95% interval", "votes", "win rate"]
+MIN_VOTES = 5  # votes that showed a variant before its rating is shown
+
+
+def rated(rating: Rating) -> bool:
+    return rating.votes >= MIN_VOTES
 
 
 def rows(board: Leaderboard) -> list[list[str]]:
-    """Rows under ``HEADERS``, best first; win rate is the share of pairwise outcomes won, ties counting half."""
+    """Rows under ``HEADERS``, best first; win rate is the share of pairwise outcomes won, ties counting half.
+    A variant with fewer than ``MIN_VOTES`` votes has a row, its votes and no rating yet."""
     return [
-        [r.variant, f"{r.rating:.0f}", f"{r.ci_low:.0f} to {r.ci_high:.0f}", str(r.votes), f"{r.win_rate:.0%}"]
+        [
+            r.variant,
+            f"{r.rating:.0f}" if rated(r) else "–",
+            f"{r.ci_low:.0f} to {r.ci_high:.0f}" if rated(r) else f"after {MIN_VOTES} votes",
+            str(r.votes),
+            f"{r.win_rate:.0%}",
+        ]
         for r in board.ratings
     ]
 
@@ -30,8 +44,9 @@ def text_table(board: Leaderboard) -> str:
 
 @themed
 def chart(board: Leaderboard, title: str = "Ratings (Bradley–Terry, 95% bootstrap intervals)") -> Figure:
-    """Ratings as points with interval bars, best at the top; an empty board gives an empty, labelled chart."""
-    ratings = list(reversed(board.ratings))
+    """Ratings as points with interval bars, best at the top, for the variants with ``MIN_VOTES`` votes; with none
+    the chart is empty and says so."""
+    ratings = [rating for rating in reversed(board.ratings) if rated(rating)]
     figure = Figure(figsize=(7.0, 1.2 + 0.45 * max(1, len(ratings))), dpi=100)
     axes = figure.add_subplot()
     positions = range(len(ratings))
@@ -41,6 +56,7 @@ def chart(board: Leaderboard, title: str = "Ratings (Bradley–Terry, 95% bootst
     axes.axvline(BASE_RATING, color="grey", linestyle="--", linewidth=1)
     axes.set_yticks(list(positions), [r.variant for r in ratings])
     axes.set_xlabel("rating (mean 1000; 400 points = 10:1 odds)")
-    axes.set_title(title if ratings else "No ratings yet: vote on a comparison", fontsize="medium")
+    empty = f"No ratings yet: a variant is rated after {MIN_VOTES} votes"
+    axes.set_title(title if ratings else empty, fontsize="medium")
     figure.tight_layout()
     return figure

@@ -10,10 +10,12 @@ the speed measured in this process once they have run.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterable
 
 from ..generation.answers import Answer, Status
+from .loading import resolve_dtype
 from .manager import ModelManager
 from .registry import Availability, Registry, Variant, availability
 
@@ -24,6 +26,7 @@ FAST_PARAMS = {"cpu": 1_000_000_000, "cuda": 15_000_000_000}
 # Quantizations whose kernels are much slower than bf16 on a device, and what to say about them.
 SLOW_KERNELS = {("cpu", "int8"): "LLM.int8 on CPU, 2-3× slower than bf16"}
 MIN_TOKENS_FOR_SPEED = 8  # shorter answers say little about decode speed
+SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def device_kind(device: str) -> str:
@@ -54,6 +57,24 @@ def default_variants(registry: Registry, manager: ModelManager, count: int = DEF
     ranked = [anchors[0], *(v for v in batched if v.adapter), *(v for v in batched if not v.adapter)]
     ranked += [v for v in fast if v not in ranked]
     return [variant.id for variant in ranked[:count]]
+
+
+def fresh_round(registry: Registry, manager: ModelManager, count: int, rng: random.Random) -> list[str]:
+    """``count`` fast variants drawn at random (an arena's next round: the voter should not be able to
+    guess the line-up), in registry order; fewer when fewer are fast."""
+    fast = [v.id for v in registry if is_fast(v, manager, availability(v))]
+    drawn = set(rng.sample(fast, min(count, len(fast))))
+    return [ident for ident in fast if ident in drawn]
+
+
+def precision(variant: Variant, device: str) -> str:
+    """How a variant's weights are held, as a status line says it: 'bf16', 'fp32', 'int8', 'nf4' or 'remote'."""
+    if variant.remote:
+        return "remote"
+    if variant.quantization != "none":
+        return variant.quantization
+    dtype = resolve_dtype(variant.dtype, device)
+    return SHORT_DTYPES.get(dtype, dtype)
 
 
 class SpeedLog:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from medalpaca_core.arena.divergence import IDENTICAL, base_of, departure, departures
+from medalpaca_core.arena.divergence import base_of, departure, departures
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.manager import ModelManager
@@ -21,25 +21,36 @@ def test_first_departure_and_share_kept():
     change = departure([0, 1, 2, 3, 4], [0, 1, 7, 3, 4], letters)
     assert (change.index, change.adapter_token, change.base_token, change.prefix) == (2, "h", "c", "ab")
     assert change.kept == pytest.approx(4 / 5)
-    assert change.line() == "Departs from the base at token 3: says 'h' where the base says 'c', after 'ab'. " + (
-        "Keeps 80% of the base's tokens."
+    assert change.line(
+        "lora", "base"
+    ) == "lora departs from its base base at token 3: says 'h' where base says 'c', " + (
+        "after 'ab'. It keeps 80% of base's tokens."
     )
+
+
+def test_two_adapters_lines_name_them_apart_even_at_the_same_departure():
+    change = departure([0, 1, 2], [0, 1, 7], letters)
+    assert change.line("lora-a", "base") != change.line("lora-b", "base")
 
 
 def test_identical_shorter_and_longer_answers():
     same = departure([0, 1], [0, 1], letters)
-    assert same.identical and same.kept == 1.0 and same.line() == IDENTICAL[0].upper() + IDENTICAL[1:] + "."
+    assert (
+        same.identical
+        and same.kept == 1.0
+        and same.line("lora", "base") == ("lora answered exactly as its base base: this adapter changed nothing here.")
+    )
     shorter = departure([0, 1, 2, 3], [0, 1], letters)
-    assert shorter.index == 2 and shorter.kept == 0.5 and "stops where the base goes on" in shorter.line()
+    assert shorter.index == 2 and shorter.kept == 0.5 and "stops where base goes on" in shorter.line("lora", "base")
     longer = departure([0, 1], [0, 1, 5], letters)
-    assert longer.kept == 1.0 and "goes on with 'f' where the base stops" in longer.line()
+    assert longer.kept == 1.0 and "goes on with 'f' where base stops" in longer.line("lora", "base")
     rewritten = departure([0, 1, 2], [5, 6], letters)
-    assert rewritten.index == 0 and rewritten.kept == 0.0 and "from its first token" in rewritten.line()
+    assert rewritten.index == 0 and rewritten.kept == 0.0 and "from its first token" in rewritten.line("lora", "base")
 
 
 def test_a_long_shared_text_is_shown_by_its_end():
     change = departure(list(range(20)) * 6 + [1], list(range(20)) * 6 + [2], letters)
-    assert "after '…" in change.line() and change.prefix.endswith("rst")
+    assert "after '…" in change.line("lora", "base") and change.prefix.endswith("rst")
 
 
 def test_adapters_pair_with_their_base_in_the_same_precision(tiny_registry):
@@ -74,8 +85,8 @@ def test_column_views_on_the_tiny_studio(tiny_registry):
     texts = {ident: answer.text for ident, answer in answers.items()}
     lines = adapter_lines(studio, {**texts, "tiny-lora-1": texts["tiny"]})
     assert set(lines) == {"tiny-lora-0", "tiny-lora-1"}
-    assert lines["tiny-lora-1"].startswith("Identical to the base")
-    assert lines["tiny-lora-0"].startswith(("Departs from the base", "Identical to the base"))
+    assert lines["tiny-lora-1"].startswith("tiny-lora-1 answered exactly as its base tiny")
+    assert lines["tiny-lora-0"].startswith(("tiny-lora-0 departs from its base tiny", "tiny-lora-0 answered exactly"))
     notes = column_notes(studio, {**texts, "tiny-int8": "x"}, PromptParts("What is asthma?"), settings)
     assert notes["tiny-lora-0"].change == lines["tiny-lora-0"] and notes["tiny"].change == ""
     assert notes["tiny"].prompt.tokens == notes["tiny-lora-0"].prompt.tokens > 10

@@ -219,7 +219,7 @@ def test_stop_frees_the_worker_at_once(app, held_answers):
         clients[stopped].predict(api_name="/stop")
         started_after = wait_until(lambda: bool(jobs[2].outputs()), 60)
         print(f"the waiting request started {started_after:.2f} s after Stop")
-        assert "ended: cancelled" in jobs[stopped].result()[1]
+        assert "stopped by you" in jobs[stopped].result()[1]
     finally:
         for client, job in zip(clients, jobs, strict=False):
             wait_until(lambda job=job: job.done() or bool(job.outputs()), 60)  # Stop needs a started run

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from medalpaca_core.runtime.paths import PROJECT_ROOT
+from ui.tabs.compare import PLAIN_LABEL
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app fixture
 pytestmark = pytest.mark.browser
@@ -30,9 +31,15 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 180_000  # a wait for the page, generous: on a loaded machine a run took over 60 s
+ANSWER_TOKENS = 24  # new tokens per answer in the browser tests
 # What a misbehaving model might write; "echo" answers with the question, so this becomes its answer.
 PAYLOAD = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b>bold?</b>'
+# A model answer in Markdown with everything a formatted view must not turn into a request, script or link.
+MARKDOWN_PAYLOAD = (
+    "Signs:\n- thirst\n- tiredness\n\n<img src=http://198.51.100.7/pixel.png> <script>window.__xss = 5</script> "
+    "[more](javascript:window.__xss=6) ![chart](http://198.51.100.7/chart.png) ${window.__xss = 7}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +61,17 @@ def browser(tmp_path_factory):
 
 @contextmanager
 def opened(browser, url: str) -> Iterator:
-    """A new tab on the app at ``url``, once its Compare tab can take a question; closed afterwards."""
+    """A new tab on the app at ``url``, once its Compare tab can take a question, set to short answers (a run
+    then takes seconds whatever else the machine does); closed afterwards."""
     page = browser.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
     page.wait_for_selector("#compare-question textarea")
+    page.get_by_text("Generation settings").first.click()
+    tokens = page.get_by_label("number input for Max new tokens").first
+    tokens.fill(str(ANSWER_TOKENS))
+    tokens.press("Enter")
+    page.get_by_text("Generation settings").first.click()  # closed again, as a visitor finds it
     yield page
     page.close()
 
@@ -82,8 +95,9 @@ def pick(page, dropdown: str, variant_id: str) -> None:
 
 
 def answers_when_finished(page) -> list[str]:
+    """The plain text of every shown column once the run has finished (the text boxes behind 'Plain text')."""
     page.wait_for_function("document.querySelector('#compare-run-status').innerText.includes('Finished')")
-    return [box.input_value() for box in page.locator(".answer-column textarea").all() if box.is_visible()]
+    return [box.input_value() for box in page.locator(".answer-column:visible .answer textarea").all()]
 
 
 def xss_ran(page) -> bool:
@@ -120,6 +134,54 @@ def test_enter_submits_the_question_and_shift_enter_breaks_the_line(page):
     page.keyboard.press("Enter")
     assert "What is anemia?\nAnswer briefly." in answers_when_finished(page)
     assert page.input_value("#compare-question textarea") == "What is anemia?\nAnswer briefly."  # no newline added
+
+
+def test_a_vote_shows_its_own_ratings_marks_its_column_and_offers_a_new_round(page):
+    page.fill("#compare-question textarea", "What are the symptoms of diabetes?")
+    page.click("#compare-submit")
+    answers_when_finished(page)
+    page.click("#compare-share")  # a link that reopens this comparison
+    page.wait_for_function("document.querySelector('#compare-link textarea')?.value.includes('?question=')")
+    reopened = page.context.new_page()
+    reopened.goto(page.input_value("#compare-link textarea"))
+    reopened.wait_for_function("document.querySelector('#compare-question textarea').value.includes('diabetes')")
+    assert reopened.input_value("#compare-question textarea") == "What are the symptoms of diabetes?"
+    reopened.close()
+    page.locator("#compare-choice label", has_text="tiny-lora-1").click()
+    page.click("#compare-vote")
+    page.wait_for_function("document.querySelector('#compare-vote-message').innerText.includes('names shown')")
+    page.wait_for_function("document.querySelector('#leaderboard-notes').innerText.includes('1 vote cast with')")
+    assert page.get_by_label("Votes cast with the names shown").is_checked(), "the view of the vote just cast"
+    table = page.locator("#leaderboard-table").inner_text()
+    assert all(ident in table for ident in ("tiny-lora-0", "tiny-lora-1", "tiny-lora-2")), table
+    chosen = page.locator(".answer-column.chosen")
+    assert chosen.count() == 1 and "tiny-lora-1" in chosen.inner_text()
+    assert page.locator(".toast-body").count() == 0, "no toast over the columns"
+    page.screenshot(path=str(ARTIFACTS / "compare-after-vote.png"), full_page=True)
+
+    page.click("#compare-new-round")
+    page.wait_for_function("!document.querySelector('#compare-vote-message')?.offsetParent")  # the vote area went
+    assert page.input_value("#compare-question textarea") == ""
+    assert page.evaluate("document.activeElement === document.querySelector('#compare-question textarea')")
+    assert page.locator(".answer-column.chosen").count() == 0
+
+
+def test_answers_are_formatted_markdown_with_nothing_that_runs_loads_or_links(page):
+    origin = page.url.split("/?")[0].rstrip("/")
+    outside = []  # every request that leaves the page's own server
+    page.on("request", lambda request: None if request.url.startswith(origin) else outside.append(request.url))
+    pick(page, "#compare-variants", "echo")  # echo answers with the question it received
+    page.fill("#compare-question textarea", MARKDOWN_PAYLOAD)
+    page.click("#compare-submit")
+    assert MARKDOWN_PAYLOAD in answers_when_finished(page)
+    formatted = page.locator(".answer-column:visible .answer-md").filter(has=page.locator("li"))
+    assert formatted.count() == 1 and formatted.locator("li").all_inner_texts() == ["thirst", "tiredness"]
+    assert formatted.locator("img, script, a, iframe").count() == 0
+    assert "javascript:" in formatted.inner_text() and "<script>" in formatted.inner_text()  # shown as text
+    assert not xss_ran(page) and not outside, outside
+    page.get_by_label(PLAIN_LABEL).check()  # the plain text, one click away
+    assert page.locator(".answer-column:visible .answer textarea").first.is_visible()
+    assert not formatted.is_visible()
 
 
 def test_chat_shows_html_as_text(page):

@@ -15,6 +15,7 @@ as text: whatever HTML or script a model writes is never parsed by the browser.
 from __future__ import annotations
 
 import logging
+import random
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,11 +34,13 @@ from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.loading import LoadError
 from medalpaca_core.models.selection import MAX_VARIANTS, SpeedLog
 from medalpaca_core.serving.ratelimit import RateLimiter
+from medalpaca_core.text.answer_markdown import answer_html
 from medalpaca_core.text.prompts import PromptParts
 from ui.views.columns import column_notes
 
 from ..views.ballot import ColumnView, column_view, run_line, vote_choices, vote_message
 from ..views.common import (
+    SETTING_NAMES,
     CancelBoard,
     admit,
     client_address,
@@ -51,6 +54,7 @@ from ..views.common import (
     user_error,
 )
 from ..views.leaderboard import LeaderboardPanel
+from ..views.share_link import link_query, read_link
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,16 @@ BLIND_LABEL = "Blind: hide which variant wrote which answer until I vote"
 KEYS_HINT = "Enter sends the question; Shift+Enter starts a new line."
 INPUT_MIN_WIDTH = 320  # px: narrower than two of these (a phone), the context and the question stack
 BUTTON_MIN_WIDTH = 90  # px: Submit, Stop and Clear stay on one line on a phone
+COLUMN_CLASSES, CHOSEN_CLASSES = ["answer-column"], ["answer-column", "chosen"]  # "chosen": marked (app.CSS)
+PLAIN_LABEL = "Plain text: the answers exactly as the models wrote them, to read or copy"
+SHOW_PLAIN = "(plain) => { document.querySelector('#compare-answers').classList.toggle('plain', plain); }"
+# The link's query (from the server) made a whole URL on the page's own address, copied where the browser lets us.
+MAKE_LINK = """(query) => {
+    const url = location.origin + location.pathname + query;
+    navigator.clipboard?.writeText(url).catch(() => {});
+    return url;
+}"""
+FOCUS_QUESTION = "() => document.querySelector('#compare-question textarea')?.focus()"
 PUBLIC_BLIND_NOTE = (
     "**Blind comparison.** The answers come as Model A, B, … in a random order; the names are shown after your vote."
 )
@@ -74,7 +88,8 @@ class Slot:
     """One answer column: the answer, its status line, what it revealed, and the prompt it received."""
 
     column: gr.Column
-    answer: gr.Textbox
+    answer: gr.Textbox  # the plain text, with its copy button (its box shows when "Plain text" is ticked)
+    formatted: gr.HTML  # the same answer as formatted text (medalpaca_core.answer_markdown)
     status: gr.Markdown
     notes: gr.Markdown
     details: gr.Accordion
@@ -82,12 +97,13 @@ class Slot:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.column, self.answer, self.status, self.notes, self.details, self.prompt]
+        return [self.column, self.answer, self.status, self.notes, self.details, self.prompt, self.formatted]
 
     def hidden(self) -> dict[Any, Any]:
         return {
             self.column: gr.Column(visible=False),
             self.answer: gr.Textbox(value="", label="Answer"),
+            self.formatted: "",
             self.status: "",
             self.notes: "",
             self.details: gr.Accordion(visible=False),
@@ -97,8 +113,9 @@ class Slot:
     def show(self, view: ColumnView) -> dict[Any, Any]:
         prompt = view.prompt
         return {
-            self.column: gr.Column(visible=True),
+            self.column: gr.Column(visible=True, elem_classes=CHOSEN_CLASSES if view.chosen else COLUMN_CLASSES),
             self.answer: gr.Textbox(value=view.text, label=view.label),
+            self.formatted: answer_html(view.text),
             self.status: view.status,
             self.notes: view.notes,
             self.details: gr.Accordion(visible=prompt is not None),
@@ -115,12 +132,13 @@ class VoteArea:
     ballot_row: gr.Row
     choice: gr.Radio
     message: gr.Markdown
+    next_row: gr.Row  # after the vote: New round
     markdown_file: gr.DownloadButton
     json_file: gr.DownloadButton
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.comparison_id, self.panel, self.ballot_row, self.choice, self.message]
+        return [self.comparison_id, self.panel, self.ballot_row, self.choice, self.message, self.next_row]
 
     @property
     def files(self) -> list[Any]:
@@ -135,12 +153,17 @@ class CompareTab:
         self.box = BallotBox.from_env(votes)
         self.cancels = CancelBoard()
         self.public = public_deployment()
+        self.rng = random.SystemRandom()  # a new round's line-up: not guessable from anything the page sees
         self.board = LeaderboardPanel(votes, exportable=not self.public)
         self.slots: list[Slot] = []
 
     def label(self, ident: str) -> str:
         """The registry's label, or the bare id of a variant the registry does not know."""
         return self.studio.variant(ident).label if self.studio.knows(ident) else ident
+
+    def precision(self, ident: str) -> str:
+        """How the variant's weights are held ('bf16', 'int8', …); nothing for a variant the registry does not know."""
+        return self.studio.precision(ident) if self.studio.knows(ident) else ""
 
     def preview(self, variant_ids: list[str] | None, blind: bool) -> dict[Any, Any]:
         """Before a run: one empty column per selected variant, labelled as the run will label it."""
@@ -158,7 +181,8 @@ class CompareTab:
         updates: dict[Any, Any] = {}
         for index, slot in enumerate(self.slots):
             if index < len(ballot.columns):
-                updates.update(slot.show(column_view(ballot, index, answers.get(ballot.columns[index]), self.label)))
+                answer = answers.get(ballot.columns[index])
+                updates.update(slot.show(column_view(ballot, index, answer, self.label, self.precision)))
             else:
                 updates.update(slot.hidden())
         return updates
@@ -175,6 +199,7 @@ class CompareTab:
             area.ballot_row: gr.Row(visible=open_ and not ballot.voted),
             area.choice: gr.skip() if choices is None else gr.Radio(choices) if choices else gr.Radio([], value=None),
             area.message: vote_message(ballot),
+            area.next_row: gr.Row(visible=ballot.voted),
         }
 
     def exports(self, ballot: Ballot, comparison: Comparison | None, folder: str) -> dict[Any, Any]:
@@ -211,7 +236,6 @@ class CompareTab:
         context: str,
         question: str,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
         blind: bool | None = False,
         seed: float | None = None,
         **setting_values: float | None,
@@ -237,8 +261,6 @@ class CompareTab:
             ballot = self.box.issue(request.session_hash or "", variant_ids, blind=self.public or bool(blind))
             ballot.on_vote = cancel.set
             for answers in throttled(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
-                if any(answer.status == Status.LOADING for answer in answers.values()):
-                    progress(None, desc="Loading model")
                 if ready_to_vote(answers):
                     self.box.show(ballot, self.record(ballot, parts, settings, answers), answers)
                 choices, offered = self.offer(ballot, answers, offered)
@@ -280,10 +302,11 @@ class CompareTab:
             raise user_error(error, title="Vote not taken") from error
         except VoteStorageError as error:
             raise user_error(error, title="Vote not saved") from error
-        gr.Info("Vote saved. Thank you!")
+        # No toast: the vote area says what was saved, and a toast would cover the last column.
+        board = {self.board.kind: "blind" if ballot.blind else "unblinded"}  # the ratings this vote went into
         with tempfile.TemporaryDirectory(prefix="medalpaca-export-") as folder:
             revealed = {**self.columns(ballot, ballot.answers), **self.vote_area(ballot, ballot.answers)}
-            yield revealed | self.exports(ballot, ballot.comparison, folder)
+            yield revealed | self.exports(ballot, ballot.comparison, folder) | board
 
     def clear(self, variant_ids: list[str] | None, blind: bool) -> dict[Any, Any]:
         """Empty the inputs and the answers; keep the selected variants' columns."""
@@ -296,13 +319,47 @@ class CompareTab:
             self.area.panel: gr.Column(visible=False),
         }
 
+    def new_round(self, variant_ids: list[str] | None, blind: bool) -> dict[Any, Any]:
+        """After a vote: empty inputs and columns for the next comparison; a blind one gets a fresh random line-up
+        of as many variants (the voter should not know who answers), one with names shown keeps its selection."""
+        ids = list(variant_ids or []) or self.studio.default_variants()
+        if self.public or blind:
+            ids = self.studio.fresh_round(len(ids), self.rng) or ids
+        return {self.variants: gr.Dropdown(value=ids), **self.clear(ids, blind)}
+
+    def share(
+        self, variant_ids: list[str] | None, context: str, question: str, **setting_values: float | None
+    ) -> dict[Any, Any]:
+        """The query of a link that reopens this comparison (the page makes it a URL and copies it)."""
+        parts = PromptParts(plain_text(question), plain_text(context))
+        settings = settings_from(setting_values)
+        return {
+            self.link_query: link_query(list(variant_ids or []), parts, settings),
+            self.link: gr.Textbox(visible=True),
+        }
+
+    def reopen(self, request: gr.Request) -> dict[Any, Any]:
+        """On opening the page: the comparison its URL names (see ``ui.share_link``), else nothing changes."""
+        shared = read_link(dict(request.query_params or {}), self.studio.knows)
+        for note in shared.notes:
+            gr.Warning(note)
+        updates = {self.question: shared.question, self.context: shared.context, self.variants: shared.variant_ids}
+        if shared.settings:
+            updates |= {self.controls.inputs[name]: getattr(shared.settings, name) for name in SETTING_NAMES}
+        return {component: gr.skip() if value is None else value for component, value in updates.items()}
+
+    @property
+    def reopened(self) -> list[Any]:
+        """What ``reopen`` may fill in."""
+        return [self.question, self.context, self.variants, *self.controls.inputs.values()]
+
     def stop(self, request: gr.Request) -> None:
         self.cancels.stop(request.session_hash)
 
     def build(self) -> None:
         disclaimer()
         defaults = self.studio.default_variants()
-        variants = gr.Dropdown(
+        self.variants = variants = gr.Dropdown(
             choices=self.studio.choices(self.speeds),
             value=defaults,
             multiselect=True,
@@ -343,7 +400,7 @@ class CompareTab:
             stop = gr.Button("Stop", variant="stop", scale=1, min_width=BUTTON_MIN_WIDTH, elem_id="compare-stop")
             clear = gr.Button("Clear", scale=1, min_width=BUTTON_MIN_WIDTH)
         gr.Examples(EXAMPLES, [self.context, self.question], label="Examples from the seed report")
-        controls = settings_accordion()
+        self.controls = controls = settings_accordion()
         self.run_status = gr.Markdown("", elem_id="compare-run-status", elem_classes="run-status")
         self.slots = self.build_slots(defaults)
         self.area = self.build_vote_area()
@@ -351,19 +408,22 @@ class CompareTab:
         self.wire(variants, blind, submit, stop, clear, controls.inputs)
 
     def build_slots(self, defaults: list[str]) -> list[Slot]:
+        plain = gr.Checkbox(False, label=PLAIN_LABEL, elem_id="compare-plain", container=False)
+        plain.change(None, plain, None, js=SHOW_PLAIN)  # in the browser only: both views are on the page already
         slots = []
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="compare-answers"):
             for index in range(MAX_VARIANTS):
                 label = column_label(index) if self.public else defaults[index] if index < len(defaults) else "Answer"
                 with gr.Column(visible=index < len(defaults), min_width=220, elem_classes="answer-column") as column:
                     answer = gr.Textbox(
                         label=label, lines=12, max_lines=12, interactive=False, buttons=["copy"], elem_classes="answer"
                     )
+                    formatted = gr.HTML("", elem_classes="answer-md")
                     status = gr.Markdown("Ready.", elem_classes="answer-status")
                     notes = gr.Markdown("", elem_classes="answer-notes")
                     with gr.Accordion("Prompt this model received", open=False, visible=False) as details:
                         prompt = gr.Textbox(label="Prompt", lines=6, max_lines=16, interactive=False)
-                slots.append(Slot(column, answer, status, notes, details, prompt))
+                slots.append(Slot(column, answer, formatted, status, notes, details, prompt))
         return slots
 
     def build_vote_area(self) -> VoteArea:
@@ -373,11 +433,18 @@ class CompareTab:
             with gr.Row() as ballot_row:
                 choice = gr.Radio([], label="Best answer", scale=4, elem_id="compare-choice")
                 vote = gr.Button("Vote", variant="primary", scale=1, min_width=120, elem_id="compare-vote")
+            with gr.Row(visible=False) as next_row:
+                self.new_round_button = gr.Button("New round", variant="primary", elem_id="compare-new-round")
             with gr.Row():
                 markdown_file = gr.DownloadButton("Download Markdown", size="md", visible=False)
                 json_file = gr.DownloadButton("Download JSON", size="md", visible=False)
+                self.share_button = gr.Button("Copy a link to this comparison", size="md", elem_id="compare-share")
+            self.link_query = gr.Textbox(visible=False)
+            self.link = gr.Textbox(
+                label="Link that reopens this comparison", visible=False, buttons=["copy"], elem_id="compare-link"
+            )
         self.vote_button = vote
-        return VoteArea(comparison_id, panel, ballot_row, choice, message, markdown_file, json_file)
+        return VoteArea(comparison_id, panel, ballot_row, choice, message, next_row, markdown_file, json_file)
 
     def wire(self, variants, blind, submit, stop, clear, settings_inputs) -> None:
         slot_outputs = [component for slot in self.slots for component in slot.outputs]
@@ -397,26 +464,45 @@ class CompareTab:
             page_outputs,
             inputs_kwargs={**settings_inputs, "blind": blind},
             api_name="compare",
-            show_progress_on=self.run_status,
+            show_progress="hidden",  # the run line says what happens (Gradio's timer flashed "0.1s" before it)
             concurrency_id="generate",
         )
         run.then(self.choices, None, variants, api_visibility="private", concurrency_limit=None)
         stop.click(self.stop, None, None, api_name="stop", concurrency_limit=None)
-        clear.click(
-            self.clear,
-            [variants, blind],
-            [self.context, self.question, *slot_outputs, self.run_status, self.area.comparison_id, self.area.panel],
-            api_visibility="private",
-            concurrency_limit=None,
-        )
+        cleared = [
+            self.context,
+            self.question,
+            *slot_outputs,
+            self.run_status,
+            self.area.comparison_id,
+            self.area.panel,
+        ]
+        clear.click(self.clear, [variants, blind], cleared, api_visibility="private", concurrency_limit=None)
         voted = self.vote_button.click(
             self.vote,
             [self.area.comparison_id, self.area.choice],
-            page_outputs,
+            [*page_outputs, self.board.kind],
             api_name="vote",
             concurrency_limit=None,
         )
         voted.success(self.board.show, self.board.inputs, self.board.outputs, api_visibility="private")
+        fresh = self.new_round_button.click(
+            self.new_round,
+            [variants, blind],
+            [variants, *cleared],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+        fresh.then(None, js=FOCUS_QUESTION)
+        shared = self.share_button.click(
+            self.share,
+            [variants, self.context, self.question],
+            [self.link_query, self.link],
+            inputs_kwargs=settings_inputs,
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+        shared.success(None, self.link_query, self.link, js=MAKE_LINK)
 
 
 def build_compare_tab(studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter) -> CompareTab:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from medalpaca_core.arena.ballots import Ballot, column_label
 from medalpaca_core.arena.ratings import ALL_BAD, TIE
 from medalpaca_core.arena.votes import answered
-from medalpaca_core.generation.answers import Answer, Status
+from medalpaca_core.generation.answers import Answer, FinishReason, Status
 from ui.views.columns import ColumnNotes, PromptView
 
-from .common import WAITING, answer_status, literal_html
+from .common import WAITING, answer_status, ending, literal_html
 
 DRAW_CHOICES = [("Tie", TIE), ("All bad", ALL_BAD)]
-SEALED_DONE = "✓ {tokens} tokens. Name, speed and memory are shown after your vote."
+SEALED_DONE = "{mark} {tokens} tokens · {words}. Name, speed and memory are shown after your vote."
 SEALED_ERROR = "⚠ This model could not answer; why is shown after your vote."
 
 
@@ -37,6 +37,7 @@ class ColumnView:
     status: str
     notes: str = ""  # Markdown under the answer: who it was (blind, after the vote) and the adapter line
     prompt: PromptView | None = None
+    chosen: bool = False  # the column the vote went to
 
 
 def sealed_status(answer: Answer | None) -> str:
@@ -46,12 +47,20 @@ def sealed_status(answer: Answer | None) -> str:
     if answer.status == Status.ERROR:
         return SEALED_ERROR
     if answer.status == Status.DONE:
-        return SEALED_DONE.format(tokens=answer.stats.new_tokens)  # a finished answer has its stats
+        mark, words = ending(answer.stats)  # a finished answer has its stats
+        return SEALED_DONE.format(mark=mark, tokens=answer.stats.new_tokens, words=words)
     return answer_status(answer)  # waiting, loading, "Generating… N tokens": the same for every variant
 
 
-def column_view(ballot: Ballot, index: int, answer: Answer | None, label_of: Callable[[str], str]) -> ColumnView:
-    """Column ``index`` of ``ballot``; ``label_of`` gives a variant's registry label once it may be named."""
+def column_view(
+    ballot: Ballot,
+    index: int,
+    answer: Answer | None,
+    label_of: Callable[[str], str],
+    precision_of: Callable[[str], str] = lambda _: "",
+) -> ColumnView:
+    """Column ``index`` of ``ballot``; ``label_of`` gives a variant's registry label and ``precision_of`` how its
+    weights are held ('bf16', 'int8', …), both shown only once it may be named."""
     ident, text = ballot.columns[index], answer.text if answer else ""
     if ballot.sealed:
         return ColumnView(column_label(index), text, sealed_status(answer))
@@ -63,8 +72,9 @@ def column_view(ballot: Ballot, index: int, answer: Answer | None, label_of: Cal
     if notes.change:
         lines.append(literal_html(notes.change))
     label = f"{column_label(index)}: {ident}" if ballot.blind else ident
-    status = answer_status(answer) if answer else "Ready."
-    return ColumnView(label, text, status, "\n\n".join(lines), notes.prompt)
+    status = answer_status(answer, precision_of(ident)) if answer else "Ready."
+    chosen = ballot.voted and ballot.winner == ident
+    return ColumnView(label, text, status, "\n\n".join(lines), notes.prompt, chosen)
 
 
 def run_line(ballot: Ballot, answers: dict[str, Answer], started: float) -> str:
@@ -78,8 +88,16 @@ def run_line(ballot: Ballot, answers: dict[str, Answer], started: float) -> str:
     if answers and all(answer.finished for answer in answers.values()):
         failed = sum(answer.status == Status.ERROR for answer in answers.values())
         note = f", {failed} failed" if failed else ""
+        if any(stopped(answer) for answer in answers.values()):
+            who = "your vote" if ballot.voted else "you"
+            return f"Stopped by {who} after {elapsed:.1f} s: the answers are kept as far as they got{note}."
         return f"Finished {len(answers)} answers in {elapsed:.1f} s{note}."
     return f"Generating {len(answers)} answers… ({elapsed:.1f} s)"
+
+
+def stopped(answer: Answer) -> bool:
+    """Whether Stop (or a vote) ended this answer before the model did."""
+    return answer.stats is not None and answer.stats.finish_reason == FinishReason.CANCELLED
 
 
 def vote_choices(ballot: Ballot, answers: dict[str, Answer]) -> list[tuple[str, str]]:

@@ -56,7 +56,8 @@ def adapter_lines(studio: Studio, texts: dict[str, str]) -> dict[str, str]:
     for base in set(pairs.values()):
         loaded = model_of(studio, studio.variant(base))
         mine = {adapter: b for adapter, b in pairs.items() if b == base}
-        lines.update({ident: change.line() for ident, change in departures(texts, mine, loaded.tokenizer).items()})
+        found = departures(texts, mine, loaded.tokenizer)
+        lines.update({ident: change.line(ident, base) for ident, change in found.items()})
     return lines
 
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation.answers import Answer, Status
+from medalpaca_core.generation.answers import Answer, FinishReason, Stats, Status
 from medalpaca_core.generation.settings import MAX_SEED, PRESETS, GenerationSettings, SettingsError
 from medalpaca_core.models.registry import UnavailableVariantError, UnknownVariantError
 from medalpaca_core.runtime.paths import public_paths
@@ -90,12 +90,46 @@ WAITING = {
 }
 
 
-def answer_status(answer: Answer) -> str:
-    """The line under an answer, in Compare's columns and under the Chat: what it is doing, or what it cost."""
+# How an answer ended, in the words of the person reading it (the finish reasons are the code's words).
+ENDINGS = {
+    FinishReason.EOS: "ended by itself",
+    FinishReason.STOP: "ended by itself",  # the template's end marker: the model's own way of ending
+    FinishReason.LENGTH: "ended at the {tokens}-token limit",
+    FinishReason.CANCELLED: "stopped by you",
+}
+
+
+def ending(stats: Stats) -> tuple[str, str]:
+    """(mark, words): ('✓', 'ended by itself'), ('✓', 'ended at the 128-token limit') or ('⏹', 'stopped by you');
+    a stopped answer gets no tick: it is not all the model would have said."""
+    mark = "⏹" if stats.finish_reason == FinishReason.CANCELLED else "✓"
+    return mark, ENDINGS.get(stats.finish_reason, "ended").format(tokens=stats.new_tokens)
+
+
+def finished_line(stats: Stats, precision: str = "") -> str:
+    """A finished answer's line: '✓ bf16 · 33 tokens · ended by itself · 25.1 tok/s · first token after 0.12 s,
+    1.3 s in all · 331 MB', plus a truncation notice; the precision and the memory only where known."""
+    mark, words = ending(stats)
+    ttft = f"first token after {stats.ttft_s:.2f} s, " if stats.ttft_s is not None else ""
+    parts = [
+        f"{mark} {precision}".strip(),
+        f"{stats.new_tokens} tokens",
+        words,
+        f"{stats.tokens_per_s:.1f} tok/s",
+        f"{ttft}{stats.wall_s:.1f} s in all",
+        f"{stats.memory_bytes / 1024**2:.0f} MB" if stats.memory_bytes else "",
+        "input truncated to fit the context window" if stats.truncated else "",
+    ]
+    return " · ".join(part for part in parts if part)
+
+
+def answer_status(answer: Answer, precision: str = "") -> str:
+    """The line under an answer, in Compare's columns and under the Chat: what it is doing, or what it cost
+    (``precision``: how the variant's weights are held, when the page may say it)."""
     if answer.status == Status.ERROR:
         return "⚠ " + error_html(answer.error or "failed")
     if answer.status == Status.DONE and answer.stats:
-        return "✓ " + literal_html(answer.stats.summary())
+        return literal_html(finished_line(answer.stats, precision))
     if answer.status == Status.GENERATING:
         tokens = answer.stats.new_tokens if answer.stats else 0
         return f"Generating… {tokens} tokens"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 
 from medalpaca_core.arena.ballots import BallotBox
 from medalpaca_core.arena.export import Comparison
@@ -16,6 +17,7 @@ from ui.views.columns import ColumnNotes, PromptView
 STATS = Stats(12, 9, 0.2, 1.4, 300 * 1024**2, "int8", True, "eos")
 IDS = ["smol-int8", "smol-lora"]
 LABELS = {"smol-int8": "SmolLM2 int8", "smol-lora": "SmolLM2 LoRA"}
+PRECISIONS = {"smol-int8": "int8", "smol-lora": "bf16"}
 
 
 def ballot(tmp_path, blind: bool = True):
@@ -52,9 +54,13 @@ def test_after_the_vote_every_column_is_named_with_its_statistics_notes_and_prom
     box.vote(voted.id, "s", winner, client="c")
     views = {
         view.label.split(": ")[1]: view
-        for view in (column_view(voted, n, answers[ident], LABELS.get) for n, ident in enumerate(voted.columns))
+        for view in (
+            column_view(voted, n, answers[ident], LABELS.get, PRECISIONS.get) for n, ident in enumerate(voted.columns)
+        )
     }
-    assert views["smol-int8"].label == f"{winner}: smol-int8" and "300 MB (int8)" in views["smol-int8"].status
+    assert views["smol-int8"].label == f"{winner}: smol-int8"
+    assert views["smol-int8"].status.startswith("✓ int8 · 9 tokens · ended by itself · ")
+    assert "300 MB" in views["smol-int8"].status and "input truncated" in views["smol-int8"].status
     assert f"**{winner} was SmolLM2 int8** (`smol-int8`)" in views["smol-int8"].notes
     assert "Departs from the base" in views["smol-int8"].notes and views["smol-int8"].prompt.tokens == 42
     assert "corrupt" in views["smol-lora"].status
@@ -64,7 +70,7 @@ def test_after_the_vote_every_column_is_named_with_its_statistics_notes_and_prom
 def test_an_unblinded_ballot_names_its_columns_from_the_start(tmp_path):
     _, open_ballot, answers = ballot(tmp_path, blind=False)
     assert open_ballot.columns == tuple(IDS)
-    view = column_view(open_ballot, 0, answers["smol-int8"], LABELS.get)
+    view = column_view(open_ballot, 0, answers["smol-int8"], LABELS.get, PRECISIONS.get)
     assert view.label == "smol-int8" and "int8" in view.status and view.notes.startswith("Departs")
     assert vote_choices(open_ballot, answers)[0] == ("smol-int8", "smol-int8")
 
@@ -76,3 +82,15 @@ def test_a_blind_comparison_with_nothing_to_vote_on_is_unsealed_when_it_ends(tmp
     assert ballot.sealed
     ballot.finished = True
     assert not ballot.sealed and "unavailable" in column_view(ballot, 0, failed[ballot.columns[0]], LABELS.get).status
+
+
+def test_a_stopped_answer_reads_stopped_not_finished_and_a_cut_one_names_its_limit(tmp_path):
+    _, sealed, answers = ballot(tmp_path)
+    stopped = {**answers, "smol-int8": replace(answers["smol-int8"], stats=replace(STATS, finish_reason="cancelled"))}
+    column = sealed.columns.index("smol-int8")
+    status = column_view(sealed, column, stopped["smol-int8"], LABELS.get).status
+    assert status.startswith("⏹ 9 tokens · stopped by you") and "✓" not in status, status
+    run = run_line(sealed, stopped, time.perf_counter())
+    assert run.startswith("Stopped by you after") and "Finished" not in run, run
+    limited = replace(answers["smol-int8"], stats=replace(STATS, finish_reason="length"))
+    assert "✓ 9 tokens · ended at the 9-token limit" in column_view(sealed, column, limited, LABELS.get).status
