@@ -61,7 +61,9 @@ CSS = """
 .answer-status { min-height: 4.2em; }
 #compare-question textarea { min-height: 4.2em; }  /* a one-line box (Enter submits) that looks like room to write */
 .answer-column.chosen { outline: 3px solid var(--color-accent); outline-offset: 4px; border-radius: 8px; }
-.answer-column.chosen::before { content: "★ Your pick"; font-weight: 600; color: var(--color-accent); }
+.answer-column.chosen { position: relative; }  /* the mark sits above the column: its rows stay level */
+.answer-column.chosen::before { content: "★ Your pick"; position: absolute; top: -1.6em; left: 4px;
+  font-weight: 600; color: var(--color-accent); }
 @media (max-width: 640px) { #leaderboard-table { font-size: 0.8em; } }  /* five columns in a phone's width */
 /* Evaluate's tables keep numbers and words whole; a table wider than the screen scrolls inside itself */
 .wide-tables table { display: block; max-width: 100%; overflow-x: auto; }
