@@ -25,8 +25,7 @@ prepare: install  ## convert the embedded default model to the safetensors cache
 demo: prepare  ## run the web app on http://127.0.0.1:7860
 	$(PY) app.py
 
-test: prepare  ## lint, then the whole test suite (offline)
-	$(PY) -m ruff check .
+test: prepare lint  ## lint (the same as make lint), then the whole test suite (offline)
 	$(PY) -m pytest
 
 bench: prepare  ## every benchmark in one run: prints a table and writes BENCHMARKS.md (~30 min)

@@ -20,13 +20,6 @@ from .exams import Question
 
 TARGET_DELIMITER = " "
 FEWSHOT_DELIMITER = "\n\n"
-HARNESS_TASKS = {
-    "medqa": "medqa_4options",
-    "usmle": "medqa_4options (text format)",
-    "medmcqa": "medmcqa",
-    "pubmedqa": "pubmedqa",
-    "mmlu": "mmlu_{subject}",
-}
 
 
 def _lettered(question: Question) -> str:

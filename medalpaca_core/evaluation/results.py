@@ -14,7 +14,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +117,6 @@ class ResultsStore:
         if exam is None:
             return list(records.values())
         return [records[q.key] for q in exam.questions if q.key in records]
-
-    def iter_runs(self) -> Iterator[tuple[str, str]]:
-        for run in self.runs.values():
-            yield run["variant"], run["mode"]
 
     def save(self) -> None:
         self.document["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -279,8 +279,3 @@ class ModelManager:
         """Forget a loaded model; its memory is freed once no generation still uses it."""
         with self._lock:
             self._drop(key)
-
-    def release_all(self) -> None:
-        with self._lock:
-            self._models.clear()
-            gc.collect()

@@ -265,9 +265,6 @@ class Registry:
         """Register one more variant (tests, and variants created while the app runs)."""
         self._variants[variant.id] = variant
 
-    def with_overrides(self, ident: str, **changes: Any) -> Variant:
-        return replace(self.get(ident), **changes)
-
 
 def base_status(base: str) -> Availability:
     if base == DEFAULT_ALIAS:
