@@ -26,7 +26,7 @@ from .evaluation.commands import (
     cmd_eval,
     cmd_perplexity,
 )
-from .generation.settings import PRESETS, GenerationSettings
+from .generation.settings import KNOBS, PRESETS, GenerationSettings
 from .models.default_model import resolve_default_model
 from .models.memory import format_bytes
 from .models.registry import availability
@@ -62,27 +62,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
     """The preset, with any setting given on the command line laid over it."""
     base = PRESETS[args.preset]
-    overrides = {
-        name: getattr(args, name)
-        for name in ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
-        if getattr(args, name) is not None
-    }
+    names = [*(knob.name for knob in KNOBS), "repetition_penalty"]  # the CLI's own extra: never on the page or API
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return GenerationSettings(**{**base.__dict__, **overrides})
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="greedy")
-    parser.add_argument("--max-new-tokens", type=int)
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--top-p", type=float)
-    parser.add_argument("--top-k", type=int)
+    for knob in KNOBS:
+        parser.add_argument(knob.option, type=knob.kind, help=f"{knob.label}; {knob.low:g}..{knob.high:g}")
     parser.add_argument(
         "--repetition-penalty",
         type=float,
         help="divide the scores of tokens already in the answer by this (1: off, the default; up to 2); a guard "
         "against looping that also hides a model that cannot stop, so evaluation never uses it",
     )
-    parser.add_argument("--seed", type=int)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
-"""How to decode: ``GenerationSettings`` (checked on construction) and the ``PRESETS``.
+"""How to decode: ``GenerationSettings``, the ``PRESETS``, and ``KNOBS``: the settings a person chooses.
 
-A value type the page, the CLI and the API build and the batch loop reads; no torch here.
+A value type the page, the CLI and the API build and the batch loop reads; no torch here. ``KNOBS`` is the
+one table that names and bounds the chosen settings for all three (the page's widgets, the CLI's options,
+the API's fields): a field added to ``GenerationSettings`` reaches them all through one row there.
 """
 
 from __future__ import annotations
@@ -66,3 +68,48 @@ PRESETS: dict[str, GenerationSettings] = {
     # The paper's evaluation settings.
     "sampling": GenerationSettings(max_new_tokens=128, temperature=0.4, top_p=0.9, top_k=50),
 }
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One setting a person chooses, as the page, the CLI and the API name and bound it.
+
+    ``low``..``high`` is what the page's widget offers, and what the API accepts unless ``api_range`` widens
+    it for other servers' clients; ``api_name`` is the OpenAI field (when it differs) and ``api_default`` the
+    value a request that leaves it out gets (OpenAI's, which the page's defaults need not be). An ``optional``
+    knob takes None too (the page's blank box).
+    """
+
+    name: str  # the GenerationSettings field: the page's keyword input, the CLI's --option
+    kind: type[int] | type[float]
+    low: float
+    high: float
+    step: float  # the page's widget
+    label: str  # the page's widget
+    api_name: str = ""
+    api_default: float | None = None
+    api_range: tuple[float, float] | None = None
+    optional: bool = False
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def api_field(self) -> str:
+        return self.api_name or self.name
+
+    @property
+    def api_bounds(self) -> tuple[float, float]:
+        return self.api_range or (self.low, self.high)
+
+
+# The chosen settings in the order the page and its API take them (gradio_client's positions).
+KNOBS = (
+    Knob("temperature", float, 0.0, 2.0, 0.05, "Temperature (0 = greedy)", api_default=1.0),
+    Knob("top_p", float, 0.05, 1.0, 0.05, "top_p", api_default=1.0, api_range=(0.0, 1.0)),
+    Knob("top_k", int, 0, 200, 1, "top_k (0 = off)", api_default=0, api_range=(-1, 1000)),  # vLLM's: -1 is off
+    Knob("max_new_tokens", int, 1, 512, 1, "Max new tokens", api_name="max_tokens"),
+    Knob("seed", int, 0, MAX_SEED, 1, "Seed (blank = random; only matters when sampling)", optional=True),
+)
+KNOB = {knob.name: knob for knob in KNOBS}

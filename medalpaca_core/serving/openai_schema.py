@@ -27,12 +27,11 @@ from itertools import accumulate
 from typing import Any
 
 from ..generation.answers import Answer, FinishReason
-from ..generation.settings import MAX_SEED, GenerationSettings, SettingsError
+from ..generation.settings import KNOB, KNOBS, GenerationSettings, Knob, SettingsError
 from ..text.prompts import DEFAULT_INSTRUCTION, PromptParts
 from ..text.visitor import brief, plain_text
 
-MAX_TOKENS = 512  # the page's slider: the API allows no more than the page
-MAX_TEMPERATURE = 2.0  # OpenAI's range, and the page's
+MAX_TOKENS = int(KNOB["max_new_tokens"].high)  # the page's slider: the API allows no more than the page
 MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 64
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for completions
@@ -158,21 +157,29 @@ def _unsupported(body: dict[str, Any]) -> None:
         _check(value is None or value in neutral, f"'{name}' is not supported (only {neutral[0]!r})", name)
 
 
+def _knob(body: dict[str, Any], knob: Knob, default: float | None, low: float) -> float | None:
+    """The request's value of ``knob`` (by its API name), checked against its API range."""
+    read = _number if knob.kind is float else _integer
+    return read(body, knob.api_field, default, low, knob.api_bounds[1])
+
+
 def settings(body: dict[str, Any], default_max_tokens: int, fewest_tokens: int = 1) -> GenerationSettings:
-    """max_tokens, temperature, top_p, seed (and vLLM's top_k) as validated generation settings.
+    """The settings of ``KNOBS`` by their API names (max_tokens, temperature, top_p, seed, vLLM's top_k) as
+    validated generation settings.
 
     ``fewest_tokens`` 0 (an echo) accepts ``max_tokens: 0``: the settings then hold 1, which nothing generates.
     """
-    limits = {"max_tokens": body.get("max_completion_tokens", body.get("max_tokens"))}
-    new_tokens = _integer(limits, "max_tokens", default_max_tokens, fewest_tokens, MAX_TOKENS)
+    sent = {**body, "max_tokens": body.get("max_completion_tokens", body.get("max_tokens"))}
+    defaults = {"max_new_tokens": default_max_tokens}  # per endpoint: OpenAI's completions and chat differ
+    lows = {"max_new_tokens": fewest_tokens}
+    values = {
+        knob.name: _knob(sent, knob, defaults.get(knob.name, knob.api_default), lows.get(knob.name, knob.api_bounds[0]))
+        for knob in KNOBS
+    }
+    values["max_new_tokens"] = values["max_new_tokens"] or 1
+    values["top_k"] = max(values["top_k"] or 0, 0)  # vLLM's -1 is off, as 0 is here
     try:
-        return GenerationSettings(
-            max_new_tokens=new_tokens or 1,
-            temperature=_number(body, "temperature", 1.0, 0.0, MAX_TEMPERATURE),
-            top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
-            top_k=max(_integer(body, "top_k", 0, -1, 1000) or 0, 0),  # vLLM's extension; -1 is off there
-            seed=_integer(body, "seed", None, 0, MAX_SEED),
-        ).validated(MAX_TOKENS)
+        return GenerationSettings(**values).validated(MAX_TOKENS)
     except SettingsError as error:
         raise ApiError(400, str(error)) from error
 

@@ -19,7 +19,7 @@ import gradio as gr
 
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer, FinishReason, Stats, Status
-from medalpaca_core.generation.settings import MAX_SEED, PRESETS, GenerationSettings, SettingsError
+from medalpaca_core.generation.settings import KNOBS, PRESETS, GenerationSettings, Knob, SettingsError
 from medalpaca_core.models.registry import UnavailableVariantError, UnknownVariantError
 from medalpaca_core.runtime.paths import public_paths
 from medalpaca_core.serving.clients import client_key
@@ -223,13 +223,14 @@ def finished(run: Any, stop: gr.Button) -> None:
     run.then(lambda: gr.Button(interactive=False), None, stop, api_visibility="private", queue=False)
 
 
-# The settings a page sends, by name: what an event receives as keyword inputs and a client sends by these names.
-SETTING_NAMES = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
+# The settings a page sends, by name (``KNOBS``): what an event receives as keyword inputs and a client sends.
+SETTING_NAMES = tuple(knob.name for knob in KNOBS)
+PRESET_KNOBS = [knob for knob in KNOBS if not knob.optional]  # a preset sets these; the seed stays as typed
 
 
 @dataclass
 class SettingsControls:
-    """The generation-settings widgets of one tab.
+    """The generation-settings widgets of one tab: the preset, and one widget per knob (``KNOBS``).
 
     ``inputs`` goes to an event as ``inputs_kwargs``: the handler takes the values as ``**settings`` and makes
     them one ``GenerationSettings`` with :func:`settings_from`, so no setting travels by position. A
@@ -237,19 +238,19 @@ class SettingsControls:
     """
 
     preset: gr.Radio
-    temperature: gr.Slider
-    top_p: gr.Slider
-    top_k: gr.Slider
-    max_new_tokens: gr.Slider
-    seed: gr.Number
+    inputs: dict[str, gr.components.Component]
 
-    @property
-    def inputs(self) -> dict[str, gr.components.Component]:
-        return {name: getattr(self, name) for name in SETTING_NAMES}
+
+def knob_widget(knob: Knob, start: GenerationSettings) -> gr.components.Component:
+    """A slider from the preset's value, or for an optional knob a number box that may stay blank."""
+    if knob.optional:
+        return gr.Number(value=None, minimum=knob.low, maximum=knob.high, step=knob.step, label=knob.label)
+    value = getattr(start, knob.name)
+    return gr.Slider(knob.low, knob.high, value=value, step=knob.step, label=knob.label)
 
 
 def settings_accordion(preset: str = "greedy") -> SettingsControls:
-    """Preset, temperature, top_p, top_k, max new tokens, seed; a preset fills in the sliders."""
+    """The preset and one widget per knob; a preset fills in the sliders."""
     start = PRESETS[preset]
     with gr.Accordion("Generation settings", open=False):
         gr.Markdown(
@@ -261,31 +262,30 @@ def settings_accordion(preset: str = "greedy") -> SettingsControls:
             preset=gr.Radio(
                 [("Greedy", "greedy"), ("Sampling (the paper's)", "sampling")], value=preset, label="Preset"
             ),
-            temperature=gr.Slider(0, 2, value=start.temperature, step=0.05, label="Temperature (0 = greedy)"),
-            top_p=gr.Slider(0.05, 1, value=start.top_p, step=0.05, label="top_p"),
-            top_k=gr.Slider(0, 200, value=start.top_k, step=1, label="top_k (0 = off)"),
-            max_new_tokens=gr.Slider(1, 512, value=start.max_new_tokens, step=1, label="Max new tokens"),
-            seed=gr.Number(
-                value=None,
-                minimum=0,
-                maximum=MAX_SEED,
-                step=1,
-                label="Seed (blank = random; only matters when sampling)",
-            ),
+            inputs={knob.name: knob_widget(knob, start) for knob in KNOBS},
         )
     controls.preset.change(
         apply_preset,
         controls.preset,
-        [controls.temperature, controls.top_p, controls.top_k, controls.max_new_tokens],
+        [controls.inputs[knob.name] for knob in PRESET_KNOBS],
         api_visibility="private",
         concurrency_limit=None,
     )
     return controls
 
 
-def apply_preset(name: str) -> tuple[float, float, int, int]:
-    preset = PRESETS[name]
-    return preset.temperature, preset.top_p, preset.top_k, preset.max_new_tokens
+def apply_preset(name: str) -> tuple[float, ...]:
+    return tuple(getattr(PRESETS[name], knob.name) for knob in PRESET_KNOBS)
+
+
+def knob_value(knob: Knob, value: Any) -> float | None:
+    """A submitted value as its knob's type: None stays None where the knob allows it; a typed whole number (the
+    seed's box) must be whole, a slider's value is converted as it comes (``int`` for whole-number knobs)."""
+    if value is None and knob.optional:
+        return None
+    if knob.optional and knob.kind is int and value != int(value):
+        raise SettingsError(f"Invalid generation settings: the {knob.name} must be a whole number, not {value}")
+    return knob.kind(value)
 
 
 def settings_from(values: Mapping[str, Any]) -> GenerationSettings:
@@ -293,16 +293,7 @@ def settings_from(values: Mapping[str, Any]) -> GenerationSettings:
     page cannot send (NaN, fractions of a token, a seed that is not a whole number: all possible through the
     API) raise gr.Error."""
     try:
-        seed = values["seed"]
-        if seed is not None and seed != int(seed):
-            raise SettingsError(f"Invalid generation settings: the seed must be a whole number, not {seed}")
-        return GenerationSettings(
-            max_new_tokens=int(values["max_new_tokens"]),
-            temperature=float(values["temperature"]),
-            top_p=float(values["top_p"]),
-            top_k=int(values["top_k"]),
-            seed=None if seed is None else int(seed),
-        ).validated()
+        return GenerationSettings(**{knob.name: knob_value(knob, values[knob.name]) for knob in KNOBS}).validated()
     except SettingsError as error:
         raise user_error(error) from error
     except (TypeError, ValueError, OverflowError) as error:  # int(NaN), int(None), int(inf)
