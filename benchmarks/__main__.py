@@ -21,10 +21,10 @@ from typing import Any
 
 import psutil
 
-from benchmarks.inference import DECODE_VARIANTS, Row
+from benchmarks.common import ROOT, Row
+from benchmarks.decode import DECODE_VARIANTS
 from benchmarks.inference import run as run_inference
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "gradio")
 TARGETS = """\
 | target | where to read it |

@@ -23,8 +23,7 @@ import httpx
 from gradio_client import Client
 
 from app import api_routes, build_demo, launch
-from benchmarks.app_compare import QUESTION, free_port
-from benchmarks.inference import Row, whole_number_options
+from benchmarks.common import QUESTION, Row, free_port, whole_number_options
 from medalpaca_core.engine import Studio
 from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.prompts import PromptParts, render

@@ -10,7 +10,6 @@ loading the models, the following ones do not.
 from __future__ import annotations
 
 import re
-import socket
 import statistics
 import sys
 import time
@@ -23,16 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gradio_client import Client
 
 from app import build_demo, launch
-from benchmarks.inference import Row, whole_number_options
-from benchmarks.load import QUESTION
+from benchmarks.common import QUESTION, Row, free_port, whole_number_options
 from medalpaca_core.engine import Studio
 from ui.tabs.compare import DIABETES_CONTEXT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 
-from benchmarks.inference import Row, whole_number_options
+from benchmarks.common import Row, whole_number_options
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import Question
 from medalpaca_core.evaluation.loglik import loglik_many, loglik_records

@@ -16,10 +16,7 @@ p95), the server's peak resident memory against the budget, and tracebacks in th
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,23 +25,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 from gradio_client import Client
 
-from benchmarks.inference import Row
+from benchmarks.common import QUESTION, SERVER_BUDGET, Row, start_server
 from medalpaca_core.engine import Studio
-from medalpaca_core.models.default_model import resolve_default_model
 from medalpaca_core.models.memory import format_bytes, parse_size
 from medalpaca_core.models.registry import Registry
 from ui.tabs.compare import DIABETES_CONTEXT
 
-ROOT = Path(__file__).resolve().parent.parent
-QUESTION = "What are the symptoms of diabetes?"
-BUDGET = "2GB"
 REQUEST_TIMEOUT_S = 300
 DEADLINE_S = 900
-STARTUP_S = 180
 COMMAND = "python -m benchmarks.load"
 
 
@@ -53,43 +44,6 @@ class Outcome:
     kind: str  # completed | queue full | rate limit | failed
     seconds: float
     detail: str = ""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(home: Path, log: Path, **extra_env: str) -> tuple[subprocess.Popen, str]:
-    """``app.py`` as shipped, with its own data folder and the converted default model (no second conversion);
-    ``extra_env`` adds environment variables (e.g. ``MEDALPACA_VARIANTS``)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
-        "MEDALPACA_HOME": str(home),
-        "MEDALPACA_DEFAULT_MODEL": resolve_default_model(),
-        "MEDALPACA_MEMORY_BUDGET": BUDGET,
-        "HF_HUB_OFFLINE": "1",
-        "MEDALPACA_TRUSTED_PROXY": "127.0.0.1",  # the visitors' X-Forwarded-For counts, as behind a proxy
-        **extra_env,
-    }
-    with log.open("wb") as output:
-        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=output, stderr=output)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if httpx.get(f"{url}/config", timeout=5).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            time.sleep(0.5)
-    server.kill()
-    raise RuntimeError(f"the app did not start; its log: {log.read_text(errors='replace')[-2000:]}")
 
 
 def classify(error: Exception) -> str:
@@ -186,8 +140,8 @@ def run(clients: int = 8, comparisons: int = 3, max_new_tokens: int = 32) -> lis
             "load",
             "server memory",
             f"peak RSS {peak[0] / 2**20:,.0f} MiB",
-            f"MEDALPACA_MEMORY_BUDGET={BUDGET} ({format_bytes(parse_size(BUDGET))}) caps the loaded models; "
-            "RSS adds Python, torch and Gradio",
+            f"MEDALPACA_MEMORY_BUDGET={SERVER_BUDGET} ({format_bytes(parse_size(SERVER_BUDGET))}) caps the loaded "
+            "models; RSS adds Python, torch and Gradio",
             COMMAND,
         ),
     ]

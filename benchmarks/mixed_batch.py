@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.inference import CONTEXT, QUESTION, Row, bench_registry, make_adapters, whole_number_options
+from benchmarks.common import Row, whole_number_options
+from benchmarks.workload import CONTEXT, QUESTION, bench_registry, make_adapters
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.cpu_share import CPU_SHARE
 from medalpaca_core.generation.multilora import FusedLoRA

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from benchmarks.inference import Row
+from benchmarks.common import Row
 from medalpaca_core.arena.ratings import FitSettings, Vote, leaderboard
 
 VOTES, VARIANTS, RESAMPLES = 100_000, 20, 200

@@ -1,7 +1,7 @@
 """One visitor alone, then two at once, against the real app as shipped: how fast each one's answer comes.
 
 Serves ``app.py`` in its own process (its own threads and OpenMP settings, exactly as a Space runs
-it; ``benchmarks.load.start_server``) and asks over HTTP for one variant's greedy answer of at most
+it; ``benchmarks.common.start_server``) and asks over HTTP for one variant's greedy answer of at most
 128 new tokens to the diabetes question. A visitor's speed is new tokens per second from Submit to
 the last token, queueing included; the decode rate the app reports is beside it. Two visitors at
 once ask the same base (they take turns on it) and two different bases (they run side by side,
@@ -23,8 +23,7 @@ from pathlib import Path
 from gradio_client import Client
 
 from benchmarks.app_compare import STATS
-from benchmarks.inference import Row, whole_number_options
-from benchmarks.load import QUESTION, start_server
+from benchmarks.common import QUESTION, Row, start_server, whole_number_options
 from ui.tabs.compare import DIABETES_CONTEXT
 
 MAX_NEW_TOKENS = 128
