@@ -14,14 +14,13 @@ its medicine. Both ``acc`` (summed log-likelihood) and ``acc_norm`` (per charact
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks.common import Row, free_port, whole_number_options
 from benchmarks.eval_loglik import generated_questions
-from benchmarks.inference import Row, whole_number_options
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import Question
 from medalpaca_core.evaluation.loglik import loglik_records
@@ -104,12 +103,6 @@ def studio_picks(studio: Studio, questions: list[Question], variant: str) -> lis
 
 def agreement(ours: list[dict], theirs: list[dict], metric: str) -> float:
     return sum(a[metric] == b[metric] for a, b in zip(ours, theirs, strict=True)) / len(ours)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
