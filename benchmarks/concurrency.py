@@ -33,8 +33,8 @@ import httpx
 import yaml
 from gradio_client import Client
 
-from benchmarks.inference import Row, bench_registry, make_adapters, whole_number_options
-from benchmarks.load import QUESTION, start_server
+from benchmarks.common import QUESTION, Row, start_server, whole_number_options
+from benchmarks.workload import bench_registry, make_adapters
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.default_model import DEFAULT_ALIAS
