@@ -68,7 +68,8 @@ def test_unavailable_variants_are_listed_apart_under_every_picker(browser, tiny_
             listed = page.locator(".unavailable:visible")
             assert listed.count() == 1 and "need a download or a GPU" in listed.inner_text(), tab
             listed.locator("button, .label-wrap").first.click()  # open it: each variant with its reason
-            assert "offline-hub" in listed.inner_text() and "HF_HUB_OFFLINE" in listed.inner_text()
+            listed.get_by_text("HF_HUB_OFFLINE").wait_for()  # its content renders once it is open
+            assert "Hub model (offline) offline-hub" in listed.inner_text()
             if picker:
                 page.locator(f"{picker} input").click()
                 options = page.locator(f"{picker} [role=option]").all_inner_texts()
