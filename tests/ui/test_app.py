@@ -151,7 +151,7 @@ def test_bad_input_is_reported(client, variants, question, message):
 
 
 def test_settings_out_of_range_are_reported(client):
-    with pytest.raises(AppError, match=r"less than minimum value 0\.05"):
+    with pytest.raises(AppError, match=r"top_p must be between 0\.05 and 1, not 0"):
         compare(client, ["tiny-lora-0"], top_p=0)
 
 
