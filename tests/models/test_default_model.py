@@ -8,6 +8,7 @@ import time
 import pytest
 
 from medalpaca_core.engine import Studio
+from medalpaca_core.generation.answers import FinishReason
 from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.default_model import COMPLETE_FILES, cache_path, is_complete, resolve_default_model
 from medalpaca_core.models.manager import ModelManager
@@ -156,3 +157,36 @@ def test_shipped_adapters_answer_from_the_context(studio):
 def test_shipped_adapters_invent_no_cure(studio, variant):
     answer = studio.ask([variant], "How to cure COVID-19?", settings=GenerationSettings(max_new_tokens=96))[variant]
     assert answer.status == "done" and not claims_a_cure(answer.text), answer.text
+
+
+ASKED = [  # the seed report's diabetes query with its context, and questions in the training data's style
+    ("What are the symptoms of diabetes?", DIABETES_CONTEXT),
+    ("What are the symptoms of asthma?", ""),
+    ("Who is at risk for gout?", ""),
+    ("How is pneumonia treated?", ""),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 26: the shipped adapters repeat a sentence until the token limit; remove this marker when "
+    "the adapters retrained for issue 26 land",
+)
+def test_shipped_adapters_end_their_answers_by_themselves(studio):
+    """Greedy, 200 new tokens, no repetition guard: each adapter ends at least 3 of the 4 answers with EOS,
+    the diabetes one among them, after naming two of the context's symptoms."""
+    greedy = GenerationSettings(max_new_tokens=200)
+    answers = [studio.ask(SHIPPED, question, context, settings=greedy) for question, context in ASKED]
+    problems = []
+    for variant in SHIPPED:
+        mine = [answer[variant] for answer in answers]
+        assert all(answer.status == "done" for answer in mine), [answer.error for answer in mine]
+        ended = [answer.stats.finish_reason == FinishReason.EOS for answer in mine]
+        named = [symptom for symptom in SYMPTOMS if symptom in mine[0].text.lower()]
+        if not ended[0] or len(named) < 2:
+            problems.append(f"{variant}, diabetes: names {named}, ended by EOS: {ended[0]}: {mine[0].text!r}")
+        if sum(ended) < 3:
+            problems.append(f"{variant} ended {sum(ended)} of {len(ASKED)} answers by itself: {mine[1].text!r}")
+    assert not problems, "\n".join(problems)
