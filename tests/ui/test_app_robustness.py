@@ -233,7 +233,8 @@ def test_client_that_disconnects_mid_stream_stops_its_generation(app, held_answe
     wait_until(lambda: not generating_threads(), 60)  # nothing left running from earlier tests
     with raw_event(app, "compare", [["tiny-lora-0"], "", "Tell me about asthma.", *SHORT.values(), False]) as messages:
         next(m for m in messages if "Generating" in json.dumps(m))
-    assert held_answers.run_ended.wait(60), "the generation goes on after its client left"
+    # A bound on an event, not on speed: 60 s ran out once under a load average of ~20 (the file passes when idle).
+    assert held_answers.run_ended.wait(180), "the generation goes on after its client left"
     stats = held_answers.ended[-1]["tiny-lora-0"].stats
     assert stats.finish_reason == "cancelled" and stats.new_tokens < SHORT["max_new_tokens"]
     wait_until(lambda: not generating_threads(), 60)
