@@ -222,12 +222,14 @@ class Studio:
         finished_groups = 0
         try:
             while finished_groups < len(workers):
-                update = updates.get()
-                if update is None:
-                    finished_groups += 1
-                    continue
-                answers[update.variant_id] = update
-                yield dict(answers)
+                changed = False
+                for update in latest(updates):
+                    if update is None:
+                        finished_groups += 1
+                    else:
+                        answers[update.variant_id], changed = update, True
+                if changed:
+                    yield dict(answers)
         finally:
             if finished_groups < len(workers):
                 # The consumer left early (Stop, a closed stream, a client gone): the workers stop at their next
@@ -281,3 +283,14 @@ class Studio:
                 continue
             rows.append(Row(variant.id, ids, adapter, variant.template, truncated))
         return loaded, rows
+
+
+def latest(updates: queue.Queue) -> Iterator[Any]:
+    """The next update (waiting for it), then every one queued meanwhile: a consumer slower than the tokens
+    (a page that shows ten updates a second, a client on a slow link) gets the latest state, never a backlog."""
+    yield updates.get()
+    while True:
+        try:
+            yield updates.get_nowait()
+        except queue.Empty:
+            return

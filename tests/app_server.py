@@ -8,6 +8,7 @@ report: one unavailable offline, one whose adapter file is corrupt (it fails whi
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,10 +79,32 @@ def page(outputs) -> dict:
 
 
 def compare(client: Client, variants, question=QUESTION, context=CONTEXT, blind=False, **settings):
-    """Run /compare (names shown unless ``blind``); return (number of streamed updates, final outputs as a dict)."""
+    """Run /compare (names shown unless ``blind``); return its final outputs as a dict (``page``)."""
     job = client.submit(variants, context, question, *{**SHORT, **settings}.values(), blind, api_name="/compare")
     outputs = job.result()  # not `for _ in job`: gradio_client iterates a refused job ("Queue is full") forever
-    return len(job.outputs()), page(outputs)
+    return page(outputs)
+
+
+def wait_until(condition, timeout_s: float, step_s: float = 0.02) -> float:
+    """Seconds until ``condition()`` held; fails after ``timeout_s`` (a bound for a hang, never a speed target)."""
+    started = time.perf_counter()
+    while not condition():
+        assert time.perf_counter() - started < timeout_s, f"not within {timeout_s} s"
+        time.sleep(step_s)
+    return time.perf_counter() - started
+
+
+def streamed(job, condition, timeout_s: float = 120) -> list:
+    """The first output ``job`` streamed for which ``condition`` holds; fails if the job ends without one."""
+    found: list = []
+
+    def seen() -> bool:
+        found[:] = [outputs for outputs in job.outputs() if condition(outputs)][:1]
+        return bool(found) or job.done()
+
+    wait_until(seen, timeout_s)
+    assert found, f"no such output before the job ended: {job.outputs()[-1:]}"
+    return found[0]
 
 
 def vote(client: Client, comparison_id: str | None, choice: str | None) -> dict:

@@ -1,11 +1,12 @@
 """Streaming answers side by side: batching, equality with single runs, cancellation, bad input."""
 
+import queue
 import threading
 from itertools import pairwise
 
 import pytest
 
-from medalpaca_core.engine import Studio
+from medalpaca_core.engine import Studio, latest
 from medalpaca_core.generation import scheduler
 from medalpaca_core.generation.multilora import lora_layers
 from medalpaca_core.generation.settings import GenerationSettings, SettingsError
@@ -228,3 +229,12 @@ def test_incremental_decoding_equals_full_decode(default_model_dir):
     for token in ids:
         decoder.push(token)
     assert decoder.text == tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def test_a_slow_consumer_gets_every_update_queued_meanwhile_in_one_pull():
+    updates: queue.Queue[int | None] = queue.Queue()
+    for update in [1, 2, None, 3]:
+        updates.put(update)
+    assert list(latest(updates)) == [1, 2, None, 3], "all of them, in order, without waiting for a fifth"
+    updates.put(4)
+    assert list(latest(updates)) == [4]

@@ -140,14 +140,14 @@ def test_as_a_space_votes_persist_across_a_restart_and_forwarded_visitors_have_t
         assert [use_allowance(visitor(url, address)) for address in ("198.51.100.1", "198.51.100.2")] == [2, 2]
         voter = visitor(url, "198.51.100.3")
         for n in range(ALLOWANCE):
-            _, result = compare(voter, [ECHO], question=f"Question {n}?")
+            result = compare(voter, [ECHO], question=f"Question {n}?")
             vote(voter, result["id"], "Model A")  # a Space compares blind
         assert "no persistent storage" not in httpx.get(f"{url}/config").text
     with sqlite3.connect(votes_file) as connection:
         assert connection.execute("SELECT COUNT(*) FROM votes").fetchone()[0] == ALLOWANCE
     with serve(tiny_studio, None, default_model_dir, limiter=RateLimiter(None)) as url:  # the Space restarted
         voter = visitor(url, "198.51.100.3")
-        _, result = compare(voter, [ECHO], question="After the restart?")
+        result = compare(voter, [ECHO], question="After the restart?")
         vote(voter, result["id"], "Model A")
     with sqlite3.connect(votes_file) as connection:  # the votes before the restart: 0 lost
         assert connection.execute("SELECT COUNT(*) FROM votes WHERE blind = 1").fetchone()[0] == ALLOWANCE + 1

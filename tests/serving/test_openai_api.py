@@ -109,7 +109,7 @@ def test_models_lists_the_variants(api, tiny_studio):
 def test_greedy_text_equals_the_compare_tabs(api, app_url):
     from gradio_client import Client
 
-    _, compared = compare(Client(app_url, verbose=False), [TRIO[0]], max_new_tokens=16)
+    compared = compare(Client(app_url, verbose=False), [TRIO[0]], max_new_tokens=16)
     expected = compared["answers"][TRIO[0]][0]
     assert expected.strip()
     messages = [{"role": "system", "content": CONTEXT}, {"role": "user", "content": QUESTION}]

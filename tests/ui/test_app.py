@@ -13,7 +13,7 @@ from gradio_client.exceptions import AppError
 from medalpaca_core.arena.votes import ALL_BAD, TIE, VOTES_FILE
 from medalpaca_core.models.selection import default_variants
 from medalpaca_core.text.prompts import MAX_QUESTION_CHARS
-from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare, page, vote
+from tests.app_server import CONTEXT, QUESTION, SHORT, TRIO, compare, page, streamed, vote
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app and default_app fixtures
 
@@ -24,12 +24,17 @@ def client(tiny_app) -> Client:
     return Client(tiny_app[0], verbose=False)
 
 
-def test_three_variants_stream_three_answers(client):
-    updates, result = compare(client, TRIO)
-    assert updates > 3, "answers must stream, not arrive at once"
+def test_three_variants_stream_three_answers(tiny_app, held_answers):
+    """Each column shows its answer while it is being written: the run is held after a few tokens (any machine is
+    slower than that), and the page already shows them; once let go, every answer ends."""
+    job = Client(tiny_app[0], verbose=False).submit(TRIO, CONTEXT, QUESTION, *SHORT.values(), api_name="/compare")
+    partial = page(streamed(job, lambda outputs: all(page(outputs)["answers"][v][0] for v in TRIO)))
+    assert all("Generating" in status for _, status in partial["answers"].values()), partial
+    held_answers.release()
+    result = page(job.result())
     assert set(result["answers"]) == set(TRIO)
-    for text, status in result["answers"].values():
-        assert text.strip() and "tok/s" in status and "ended" in status, result
+    for variant, (text, status) in result["answers"].items():
+        assert text.startswith(partial["answers"][variant][0]) and "tok/s" in status and "ended" in status, result
     assert result["run"].startswith("Finished 3 answers")
 
 
@@ -59,13 +64,13 @@ def test_an_api_client_may_leave_out_the_context_and_every_setting(client):
 
 
 def test_long_context_shows_truncation_notice(client):
-    _, result = compare(client, ["tiny-lora-0"], context="The pancreas makes insulin. " * 200)
+    result = compare(client, ["tiny-lora-0"], context="The pancreas makes insulin. " * 200)
     assert "input truncated" in result["answers"]["tiny-lora-0"][1]
 
 
 def test_sampling_settings_take_effect(client):
     texts = {
-        compare(client, ["tiny-lora-0"], temperature=1.5, max_new_tokens=8, seed=seed)[1]["answers"]["tiny-lora-0"][0]
+        compare(client, ["tiny-lora-0"], temperature=1.5, max_new_tokens=8, seed=seed)["answers"]["tiny-lora-0"][0]
         for seed in range(3)
     }
     assert len(texts) > 1
@@ -74,10 +79,8 @@ def test_sampling_settings_take_effect(client):
 def test_stop_ends_the_generation_with_its_text(tiny_app, held_answers):
     client = Client(tiny_app[0], verbose=False)
     job = client.submit(["tiny-lora-0"], "", QUESTION, *SHORT.values(), api_name="/compare")
-    for outputs in job:
-        if "Generating" in str(outputs[1]):
-            client.predict(api_name="/stop")
-            break
+    streamed(job, lambda outputs: "Generating" in str(outputs[1]))
+    client.predict(api_name="/stop")
     answer, status = job.result()[:2]
     assert "stopped by you" in status and answer["value"]
 
@@ -92,7 +95,7 @@ def test_chat_turns_keep_history(client):
 
 
 def test_vote_lands_in_sqlite_and_the_leaderboard(tiny_app, client):
-    _, result = compare(client, TRIO)
+    result = compare(client, TRIO)
     assert [choice[1] for choice in result["vote"]["choices"]] == [*TRIO, TIE, ALL_BAD]
     assert vote(client, result["id"], "tiny-lora-0")["message"].startswith("Your vote with the names shown")
     notes, table, _ = client.predict("unblinded", api_name="/leaderboard")
@@ -117,7 +120,7 @@ def test_vote_lands_in_sqlite_and_the_leaderboard(tiny_app, client):
 
 
 def test_exports_describe_the_comparison(client):
-    _, result = compare(client, TRIO)
+    result = compare(client, TRIO)
     markdown, json_file = (Path(update["value"]) for update in result["files"])
     report = json.loads(json_file.read_text())
     assert report["id"] == result["id"], "the export names the comparison as a vote on it does"
@@ -161,12 +164,12 @@ def test_vote_without_a_comparison_is_reported(client):
 
 
 def test_failing_variants_report_in_their_column_and_the_rest_answer(client):
-    _, result = compare(client, ["tiny-lora-0", "broken"])
+    result = compare(client, ["tiny-lora-0", "broken"])
     answers = result["answers"]
     assert answers["tiny-lora-0"][0].strip() and "tok/s" in answers["tiny-lora-0"][1]
     assert "corrupt" in answers["broken"][1]
     assert "1 failed" in result["run"]
-    _, again = compare(client, ["tiny-lora-0"])  # and the server keeps serving
+    again = compare(client, ["tiny-lora-0"])  # and the server keeps serving
     assert again["answers"]["tiny-lora-0"][0].strip()
 
 
@@ -204,7 +207,7 @@ def test_default_comparison_on_the_real_default_model(default_app):
     url, studio = default_app
     defaults = default_variants(studio.registry, studio.manager)
     assert len(defaults) == 3
-    _, result = compare(Client(url, verbose=False), defaults, max_new_tokens=24)
+    result = compare(Client(url, verbose=False), defaults, max_new_tokens=24)
     assert set(result["answers"]) == set(defaults)
     assert all(text.strip() for text, _ in result["answers"].values()), result["answers"]
 

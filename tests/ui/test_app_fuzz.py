@@ -297,6 +297,6 @@ def test_gradio_client_payloads_get_a_response(fuzzer, payload):
 
 
 def test_the_server_still_answers_after_the_fuzzing(tiny_app, tally):
-    _, result = compare(Client(tiny_app[0], verbose=False), [ECHO])
+    result = compare(Client(tiny_app[0], verbose=False), [ECHO])
     assert result["answers"][ECHO][0] == QUESTION
     assert not tally.crashes and not tally.content_in_log and not tally.tracebacks, tally.report()

@@ -74,13 +74,13 @@ def test_votes_survive_kill_9_and_the_log_keeps_no_secret(tmp_path, tiny_dir, ti
     with app_process(tiny_dir, tiny_adapters, home, default_model_dir, log) as (server, url):
         client = Client(url, verbose=False)
         for n, winner in enumerate(winners):
-            _, result = compare(client, [ECHO, "tiny-lora-0"], f"{PRIVATE_QUESTION} ({n})")
+            result = compare(client, [ECHO, "tiny-lora-0"], f"{PRIVATE_QUESTION} ({n})")
             vote(client, result["id"], winner)
         server.send_signal(signal.SIGKILL)  # right after the last vote was acknowledged
         assert server.wait(timeout=30) == -signal.SIGKILL
     with app_process(tiny_dir, tiny_adapters, home, default_model_dir, log) as (_, url):
         client = Client(url, verbose=False)
-        _, result = compare(client, [ECHO], PRIVATE_QUESTION)
+        result = compare(client, [ECHO], PRIVATE_QUESTION)
         vote(client, result["id"], ECHO)
         _, board, _ = client.predict("unblinded", api_name="/leaderboard")  # after the fourth vote
     rows = {row[0]: row[3] for row in board["data"]}  # the votes that showed each variant

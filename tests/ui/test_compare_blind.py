@@ -86,7 +86,7 @@ def test_a_public_deployment_offers_no_export_of_other_visitors_votes(public_app
 def test_a_vote_names_its_comparison_and_a_column_and_is_stored_blind(public_app):
     url, home = public_app
     client = Client(url, verbose=False)
-    _, result = compare(client, ["tiny-lora-0", "tiny-lora-1"])
+    result = compare(client, ["tiny-lora-0", "tiny-lora-1"])
     before = rows(home)
     revealed = vote(client, result["id"], "Model B")
     winner = next(label.split(": ")[1] for label in revealed["answers"] if label.startswith("Model B"))
@@ -112,8 +112,8 @@ def test_a_vote_names_its_comparison_and_a_column_and_is_stored_blind(public_app
 def test_forged_and_out_of_comparison_votes_are_refused_and_change_no_row(public_app, forge, message):
     url, home = public_app
     client, other = Client(url, verbose=False), Client(url, verbose=False)
-    own_id = compare(client, ["tiny-lora-0", "tiny-lora-1", ECHO])[1]["id"]
-    other_id = compare(other, ["tiny-lora-0", ECHO])[1]["id"]
+    own_id = compare(client, ["tiny-lora-0", "tiny-lora-1", ECHO])["id"]
+    other_id = compare(other, ["tiny-lora-0", ECHO])["id"]
     before = rows(home)
     with pytest.raises(AppError, match=message):
         vote(client, *forge(own_id, other_id))
@@ -125,7 +125,7 @@ def test_forged_and_out_of_comparison_votes_are_refused_and_change_no_row(public
 def test_a_second_vote_on_a_comparison_is_refused_and_changes_no_row(public_app):
     url, home = public_app
     client = Client(url, verbose=False)
-    comparison_id = compare(client, ["tiny-lora-0", ECHO])[1]["id"]
+    comparison_id = compare(client, ["tiny-lora-0", ECHO])["id"]
     vote(client, comparison_id, ALL_BAD)
     before = rows(home)
     with pytest.raises(AppError, match="already has a vote"):
@@ -159,11 +159,11 @@ def test_the_leaderboard_says_so_without_votes_then_rates_blind_votes_apart(tiny
     notes, table, chart = client.predict("blind", api_name="/leaderboard")  # this module's app: no vote yet
     assert notes.startswith("No blind votes yet") and not table["data"]
     assert not chart["visible"] and chart["value"] is None  # no blank chart under the sentence
-    unblinded = compare(client, ["tiny-lora-0", "tiny-lora-1"])[1]
+    unblinded = compare(client, ["tiny-lora-0", "tiny-lora-1"])
     assert set(unblinded["answers"]) == {"tiny-lora-0", "tiny-lora-1"}, "names are shown unless blind mode is on"
     vote(client, unblinded["id"], "tiny-lora-1")
     for _ in range(2):
-        blind = compare(client, ["tiny-lora-0", "tiny-lora-2"], blind=True)[1]
+        blind = compare(client, ["tiny-lora-0", "tiny-lora-2"], blind=True)
         assert set(blind["answers"]) == {"Model A", "Model B"}
         vote(client, blind["id"], "Model A")
     notes, table, chart = client.predict("blind", api_name="/leaderboard")
@@ -185,7 +185,7 @@ def test_the_leaderboard_says_so_without_votes_then_rates_blind_votes_apart(tiny
 
 def test_unblinded_comparison_votes_by_variant_id_or_column(tiny_app):
     client = Client(tiny_app[0], verbose=False)
-    result = compare(client, TRIO)[1]
+    result = compare(client, TRIO)
     with pytest.raises(AppError, match="not in the list of choices"):
         vote(client, result["id"], "Model A")  # the page offers the names here, and tie and all bad
     message = vote(client, result["id"], TRIO[2])["message"]

@@ -82,7 +82,7 @@ def test_unavailable_variants_are_listed_apart_under_every_picker(browser, tiny_
 
 def test_charts_take_the_dark_themes_background(browser, tiny_app):  # noqa: F811 (the fixture)
     client = Client(tiny_app[0], verbose=False)
-    _, shown = compare(client, ["tiny-lora-0", "tiny-lora-1"], blind=True)
+    shown = compare(client, ["tiny-lora-0", "tiny-lora-1"], blind=True)
     vote(client, shown["id"], "Model A")  # a blind vote: the leaderboard has a rating, and its chart
     with opened(browser, f"{tiny_app[0]}/?__theme=dark") as page:
         page.set_viewport_size(SIZES["wide"])

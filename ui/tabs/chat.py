@@ -26,10 +26,10 @@ from ..views.common import (
     disclaimer,
     finished,
     literal_html,
+    paced,
     settings_accordion,
     settings_from,
     shown_as_message,
-    throttled,
     unavailable_list,
     user_error,
     while_running,
@@ -107,7 +107,7 @@ class ChatTab:
         answer = Answer(variant_id)
         with self.cancels.running(request.session_hash) as cancel, shown_as_message():
             turns = self.studio.chat(variant_id, history, message, settings, cancel)
-            for answer in throttled(turns, lambda snapshot: snapshot.finished):
+            for answer in paced(turns, lambda snapshot: snapshot.finished):
                 yield self.view.show(history, answer_status(answer), pending=(message, answer.text))
         self.speeds.record([answer])
         if answer.status == Status.ERROR:  # the message stays in its box, to send again

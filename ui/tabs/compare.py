@@ -45,11 +45,11 @@ from ..views.common import (
     admit,
     client_address,
     disclaimer,
+    paced,
     plain_text,
     settings_accordion,
     settings_from,
     shown_as_message,
-    throttled,
     unavailable_list,
     user_error,
 )
@@ -260,7 +260,7 @@ class CompareTab:
                 stream = self.studio.stream(variant_ids, parts.question, parts.context, settings, cancel)
             ballot = self.box.issue(request.session_hash or "", variant_ids, blind=self.public or bool(blind))
             ballot.on_vote = cancel.set
-            for answers in throttled(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
+            for answers in paced(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
                 if ready_to_vote(answers):
                     self.box.show(ballot, self.record(ballot, parts, settings, answers), answers)
                 choices, offered = self.offer(ballot, answers, offered)

@@ -157,18 +157,15 @@ def admit(limiter: RateLimiter, request: gr.Request | None, units: int = 1, what
         raise user_error(error, title="Too many requests") from error
 
 
-def throttled(snapshots: Iterable[T], finished: Callable[[T], bool]) -> Iterator[T]:
-    """Pass on the first snapshot, then at most one per interval, and always the last and finished ones."""
-    last_sent, pending = 0.0, None
+def paced(snapshots: Iterable[T], finished: Callable[[T], bool]) -> Iterator[T]:
+    """Pass on every snapshot it pulls, but pull the next one no sooner than an interval after the last: the
+    studio's stream hands over the latest state when pulled (``engine.latest``), so the page gets at most ~10
+    updates a second and never waits on a snapshot it held back (a run that pauses still shows all it has)."""
     for snapshot in snapshots:
-        now = time.monotonic()
-        if finished(snapshot) or now - last_sent >= STREAM_INTERVAL_S:
-            last_sent, pending = now, None
-            yield snapshot
-        else:
-            pending = snapshot
-    if pending is not None:
-        yield pending
+        sent = time.monotonic()
+        yield snapshot
+        if not finished(snapshot):
+            time.sleep(max(0.0, sent + STREAM_INTERVAL_S - time.monotonic()))
 
 
 class CancelBoard:
