@@ -13,11 +13,11 @@ import queue
 import random
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .generation.answers import Answer, Status
+from .generation.answers import Answer, Prompt, Status
 from .generation.decoding import Row
 from .generation.scheduler import BatchScheduler, SchedulerConfig, Schedulers
 from .generation.settings import PRESETS, GenerationSettings
@@ -58,6 +58,15 @@ def fit_raw(template: str, text: str, tokenizer: Any, window: int, max_new_token
             f"model's context window of {window:,} tokens"
         )
     return ids, False
+
+
+def with_prompts(rows: list[Row], loaded: LoadedModel, report: Callable[[Answer], None]) -> Callable[[Answer], None]:
+    """``report`` for answers that carry the prompt their row was given (decoded once, from the row's ids)."""
+    prompts = {
+        row.variant_id: Prompt(loaded.tokenizer.decode(row.prompt_ids), len(row.prompt_ids), row.truncated)
+        for row in rows
+    }
+    return lambda answer: report(replace(answer, prompt=prompts.get(answer.variant_id)))
 
 
 class Studio:
@@ -257,7 +266,7 @@ class Studio:
                 return
             loaded, rows = self._prepare_rows(group, variants, settings, updates)
             if rows and not cancel.is_set():
-                self.schedulers.of(loaded).run(rows, settings, cancel, updates.put)
+                self.schedulers.of(loaded).run(rows, settings, cancel, with_prompts(rows, loaded, updates.put))
         except Exception as error:  # a failed batch fails its rows, not the other groups
             for request in group:
                 updates.put(Answer(request.variant_id, status=Status.ERROR, error=f"{type(error).__name__}: {error}"))

@@ -64,6 +64,21 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """The prompt a variant was given: its text as the model read it (special tokens included), its length in
+    tokens, whether its context was cut to fit. Made once, from the very ids generation got, so that no one
+    fits the prompt a second time to show it."""
+
+    text: str
+    tokens: int
+    truncated: bool
+
+    def caption(self) -> str:
+        cut = "context truncated to fit the context window" if self.truncated else "not truncated"
+        return f"{self.tokens:,} prompt tokens, {cut}"
+
+
+@dataclass(frozen=True)
 class Answer:
     """One variant's answer as it streams."""
 
@@ -72,6 +87,7 @@ class Answer:
     status: Status = Status.QUEUED
     error: str | None = None
     stats: Stats | None = None
+    prompt: Prompt | None = None  # None until fitted, and for what nothing here prompted (remote, failed)
 
     @property
     def finished(self) -> bool:

@@ -7,10 +7,10 @@ from transformers import AutoTokenizer
 
 from medalpaca_core.arena.divergence import base_of, departure, departures
 from medalpaca_core.engine import Studio
+from medalpaca_core.generation.answers import Answer, Status
 from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.manager import ModelManager
-from medalpaca_core.text.prompts import PromptParts
-from ui.views.columns import adapter_lines, column_notes, prompt_view
+from ui.views.columns import adapter_lines, column_notes
 
 
 def letters(ids):
@@ -73,13 +73,13 @@ def test_departures_with_the_real_tokenizer(tiny_dir):
 
 
 def test_column_views_on_the_tiny_studio(tiny_registry):
-    """The prompt view decodes what the model got; adapters' lines name their departure from the base."""
+    """The prompt each answer carries is what the model got; adapters' lines name their departure from the base."""
     studio = Studio(tiny_registry, ModelManager(device="cpu"))
     settings = GenerationSettings(max_new_tokens=8)
-    view = prompt_view(studio, "tiny-lora-0", PromptParts("What is asthma?", "Airways narrow."), settings)
+    view = studio.ask(["tiny-lora-0"], "What is asthma?", "Airways narrow.", settings)["tiny-lora-0"].prompt
     assert "What is asthma?" in view.text and "Airways narrow." in view.text and not view.truncated
     assert view.tokens > 10 and view.caption() == f"{view.tokens:,} prompt tokens, not truncated"
-    long = prompt_view(studio, "tiny-lora-0", PromptParts("What is asthma?", "Airways narrow. " * 400), settings)
+    long = studio.ask(["tiny-lora-0"], "What is asthma?", "Airways narrow. " * 400, settings)["tiny-lora-0"].prompt
     assert long.truncated and "truncated" in long.caption() and long.tokens < view.tokens + 512
     answers = studio.ask(["tiny", "tiny-lora-0"], "What is asthma?", settings=settings)
     texts = {ident: answer.text for ident, answer in answers.items()}
@@ -87,7 +87,7 @@ def test_column_views_on_the_tiny_studio(tiny_registry):
     assert set(lines) == {"tiny-lora-0", "tiny-lora-1"}
     assert lines["tiny-lora-1"].startswith("tiny-lora-1 answered exactly as its base tiny")
     assert lines["tiny-lora-0"].startswith(("tiny-lora-0 departs from its base tiny", "tiny-lora-0 answered exactly"))
-    notes = column_notes(studio, {**texts, "tiny-int8": "x"}, PromptParts("What is asthma?"), settings)
+    notes = column_notes(studio, {**answers, "tiny-int8": Answer("tiny-int8", "x", Status.DONE)})
     assert notes["tiny-lora-0"].change == lines["tiny-lora-0"] and notes["tiny"].change == ""
     assert notes["tiny"].prompt.tokens == notes["tiny-lora-0"].prompt.tokens > 10
     assert notes["tiny-int8"].prompt is None, "a note loads nothing: the int8 base was never loaded here"

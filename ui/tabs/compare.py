@@ -29,7 +29,7 @@ from medalpaca_core.arena.ballots import Ballot, BallotBox, column_label, public
 from medalpaca_core.arena.export import Comparison, write_exports
 from medalpaca_core.arena.votes import VoteError, VoteStorageError, VoteStore
 from medalpaca_core.engine import Studio
-from medalpaca_core.generation.answers import Answer, Status
+from medalpaca_core.generation.answers import Answer
 from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.loading import LoadError
 from medalpaca_core.models.selection import MAX_VARIANTS, SpeedLog
@@ -222,11 +222,10 @@ class CompareTab:
         labels = {ident: self.label(ident) for ident in shown}
         return replace(Comparison.from_answers(parts.question, parts.context, settings, shown, labels), id=ballot.id)
 
-    def notes(self, ballot: Ballot, parts: PromptParts, settings: GenerationSettings, answers: dict) -> None:
+    def notes(self, ballot: Ballot, answers: dict[str, Answer]) -> None:
         """Prompt views and adapter lines for the columns that answered, kept with the ballot for the reveal."""
-        texts = {ident: answer.text for ident, answer in answers.items() if answer.status == Status.DONE}
         try:
-            ballot.details = column_notes(self.studio, texts, parts, settings)
+            ballot.details = column_notes(self.studio, answers)
         except LoadError as error:  # a model released between its answer and its note: the note is left out
             log.warning("Column notes left out: %s", error)
 
@@ -266,7 +265,7 @@ class CompareTab:
                 choices, offered = self.offer(ballot, answers, offered)
                 yield self.page(ballot, answers, started, choices) | hidden_files
         self.speeds.record(answers.values())
-        self.notes(ballot, parts, settings, answers)
+        self.notes(ballot, answers)
         ballot.finished = True
         # Gradio copies the files into its own cache (cleaned by the app's delete_cache) before the
         # generator resumes, so the originals can go with their temporary folder.

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from medalpaca_core.arena.ballots import Ballot, column_label
 from medalpaca_core.arena.ratings import ALL_BAD, TIE
 from medalpaca_core.arena.votes import answered
-from medalpaca_core.generation.answers import Answer, FinishReason, Status
-from ui.views.columns import ColumnNotes, PromptView
+from medalpaca_core.generation.answers import Answer, FinishReason, Prompt, Status
+from ui.views.columns import ColumnNotes
 
 from .common import WAITING, answer_status, ending, literal_html
 
@@ -36,7 +36,7 @@ class ColumnView:
     text: str
     status: str
     notes: str = ""  # Markdown under the answer: who it was (blind, after the vote) and the adapter line
-    prompt: PromptView | None = None
+    prompt: Prompt | None = None
     chosen: bool = False  # the column the vote went to
 
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 from medalpaca_core.arena.ballots import BallotBox
 from medalpaca_core.arena.export import Comparison
 from medalpaca_core.arena.votes import VoteStore
-from medalpaca_core.generation.answers import Answer, Stats
+from medalpaca_core.generation.answers import Answer, Prompt, Stats
 from medalpaca_core.generation.settings import PRESETS
 from ui.views.ballot import column_view, run_line, vote_choices, vote_message
-from ui.views.columns import ColumnNotes, PromptView
+from ui.views.columns import ColumnNotes
 
 STATS = Stats(12, 9, 0.2, 1.4, 300 * 1024**2, "int8", True, "eos")
 IDS = ["smol-int8", "smol-lora"]
@@ -28,7 +28,7 @@ def ballot(tmp_path, blind: bool = True):
         "smol-lora": Answer("smol-lora", "", "error", "smol-lora is unavailable: its adapter is corrupt"),
     }
     box.show(ballot, Comparison.from_answers("q", "", PRESETS["greedy"], answers), answers)
-    notes = ColumnNotes(PromptView("### Instruction: q", 42, False), "Departs from the base at token 3: …")
+    notes = ColumnNotes(Prompt("### Instruction: q", 42, False), "Departs from the base at token 3: …")
     ballot.details = {ident: notes for ident in IDS}
     return box, ballot, answers
 
