@@ -66,6 +66,21 @@ class Ballot:
     finished: bool = False  # every column has ended: what the ballot holds is the final comparison
     details: dict[str, Any] = field(default_factory=dict)  # per variant, what the page reveals with the name
 
+    def show(self, comparison: Comparison, answers: dict[str, Any]) -> None:
+        """Hold what the columns show now (a vote judges that), under the ballot's id; nothing changes once voted."""
+        if not self.voted:
+            self.comparison, self.answers = replace(comparison, id=self.id), dict(answers)
+
+    def finish(self, details: dict[str, Any]) -> None:
+        """Every column has ended: keep ``details`` (per variant, what the page reveals with the name)."""
+        self.details, self.finished = details, True
+
+    def cast(self, winner: str) -> None:
+        """Take the vote for ``winner`` (checked by the box) and stop what still generates."""
+        self.voted, self.winner = True, winner
+        if self.on_vote is not None:
+            self.on_vote()
+
     @property
     def sealed(self) -> bool:
         """Whether the page must still hide which variant answered in which column: blind and not voted
@@ -110,13 +125,16 @@ class BallotBox:
         """A box whose per-client vote cap is MEDALPACA_VOTE_LIMIT (default 60 an hour; ``off`` for none)."""
         return cls(store, RateLimiter.from_env(VOTE_LIMIT_VARIABLE, DEFAULT_VOTE_LIMIT))
 
-    def issue(self, session: str, variant_ids: list[str], blind: bool) -> Ballot:
-        """A new ballot for a comparison of ``variant_ids``; blind ones get their columns in a random order."""
+    def issue(
+        self, session: str, variant_ids: list[str], blind: bool, on_vote: Callable[[], None] | None = None
+    ) -> Ballot:
+        """A new ballot for a comparison of ``variant_ids``; blind ones get their columns in a random order.
+        ``on_vote`` runs when its vote is taken (it stops what still generates)."""
         columns = list(variant_ids)
         if blind:
             with self._lock:
                 self.shuffler.shuffle(columns)
-        ballot = Ballot(secrets.token_hex(16), session, tuple(columns), blind)
+        ballot = Ballot(secrets.token_hex(16), session, tuple(columns), blind, on_vote=on_vote)
         with self._lock:
             self._ballots[ballot.id] = ballot
             while len(self._ballots) > self.capacity:
@@ -129,8 +147,7 @@ class BallotBox:
         The comparison is stored under the ballot's id, so a stored vote, an export and the page name
         one comparison alike."""
         with self._lock:
-            if not ballot.voted:
-                ballot.comparison, ballot.answers = replace(comparison, id=ballot.id), dict(answers)
+            ballot.show(comparison, answers)
 
     def get(self, ballot_id: str, session: str) -> Ballot:
         """The ballot issued to ``session`` under ``ballot_id``; VoteError for an id this server never gave it."""
@@ -160,7 +177,5 @@ class BallotBox:
             except RateLimited as error:
                 raise VoteError(str(error)) from error
             self.store.record(ballot.comparison, winner, blind=ballot.blind)
-            ballot.voted, ballot.winner = True, winner
-        if ballot.on_vote is not None:
-            ballot.on_vote()
+            ballot.cast(winner)
         return ballot

@@ -117,10 +117,9 @@ def test_voting_opens_when_every_column_has_text_and_stops_the_generation(box):
     assert not ready_to_vote(streaming)
     streaming["lora-a"] = Answer("lora-a", "Rest", "generating")
     assert ready_to_vote(streaming)
-    ballot = box.issue("s1", list(streaming), blind=False)
-    ballot.comparison = Comparison.from_answers("q", "", PRESETS["greedy"], streaming)
     stopped = []
-    ballot.on_vote = lambda: stopped.append(True)
+    ballot = box.issue("s1", list(streaming), blind=False, on_vote=lambda: stopped.append(True))
+    ballot.comparison = Comparison.from_answers("q", "", PRESETS["greedy"], streaming)
     box.vote(ballot.id, "s1", "lora-a", client="c")
     assert stopped == [True] and box.store.records()[0]["answers"] == ["Drink", "Rest"]
 

@@ -6,11 +6,11 @@ import pytest
 from transformers import AutoTokenizer
 
 from medalpaca_core.arena.divergence import base_of, departure, departures
+from medalpaca_core.arena.notes import adapter_lines, column_notes
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer, Status
 from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.manager import ModelManager
-from ui.views.columns import adapter_lines, column_notes
 
 
 def letters(ids):

@@ -14,12 +14,11 @@ as text: whatever HTML or script a model writes is never parsed by the browser.
 
 from __future__ import annotations
 
-import logging
 import random
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,14 @@ import gradio as gr
 
 from medalpaca_core.arena.ballots import Ballot, BallotBox, column_label, public_deployment, ready_to_vote
 from medalpaca_core.arena.export import Comparison, write_exports
+from medalpaca_core.arena.run import ComparisonRun, label_of
 from medalpaca_core.arena.votes import VoteError, VoteStorageError, VoteStore
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer
-from medalpaca_core.generation.settings import GenerationSettings
-from medalpaca_core.models.loading import LoadError
 from medalpaca_core.models.selection import MAX_VARIANTS, SpeedLog
 from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.answer_markdown import answer_html
 from medalpaca_core.text.prompts import PromptParts
-from ui.views.columns import column_notes
 
 from ..views.ballot import ColumnView, column_view, run_line, vote_choices, vote_message
 from ..views.common import (
@@ -55,8 +52,6 @@ from ..views.common import (
 )
 from ..views.leaderboard import LeaderboardPanel
 from ..views.share_link import link_query, read_link
-
-log = logging.getLogger(__name__)
 
 # The seed report's two queries: a question with the diabetes context, and one with no context.
 DIABETES_CONTEXT = (  # the medAlpaca README's own example
@@ -158,8 +153,7 @@ class CompareTab:
         self.slots: list[Slot] = []
 
     def label(self, ident: str) -> str:
-        """The registry's label, or the bare id of a variant the registry does not know."""
-        return self.studio.variant(ident).label if self.studio.knows(ident) else ident
+        return label_of(self.studio, ident)
 
     def precision(self, ident: str) -> str:
         """How the variant's weights are held ('bf16', 'int8', …); nothing for a variant the registry does not know."""
@@ -216,19 +210,6 @@ class CompareTab:
         """The picker's labels again, now with the speeds measured by the run that just ended."""
         return gr.Dropdown(choices=self.studio.choices(self.speeds))
 
-    def record(self, ballot: Ballot, parts: PromptParts, settings: GenerationSettings, answers: dict) -> Comparison:
-        """The comparison as shown: its columns in shown order, under the ballot's id."""
-        shown = {ident: answers[ident] for ident in ballot.columns if ident in answers}
-        labels = {ident: self.label(ident) for ident in shown}
-        return replace(Comparison.from_answers(parts.question, parts.context, settings, shown, labels), id=ballot.id)
-
-    def notes(self, ballot: Ballot, answers: dict[str, Answer]) -> None:
-        """Prompt views and adapter lines for the columns that answered, kept with the ballot for the reveal."""
-        try:
-            ballot.details = column_notes(self.studio, answers)
-        except LoadError as error:  # a model released between its answer and its note: the note is left out
-            log.warning("Column notes left out: %s", error)
-
     def compare(
         self,
         variant_ids: list[str] | None,
@@ -248,7 +229,6 @@ class CompareTab:
         if len(variant_ids) > MAX_VARIANTS:
             raise user_error(f"Pick at most {MAX_VARIANTS} variants; {len(variant_ids)} are selected.")
         admit(self.limiter, request)
-        parts = PromptParts(plain_text(question), plain_text(context))
         settings = settings_from({**setting_values, "seed": seed})
         started = time.perf_counter()
         answers: dict[str, Answer] = {}
@@ -256,23 +236,28 @@ class CompareTab:
         hidden_files = {button: gr.skip() for button in self.area.files}
         with self.cancels.running(request.session_hash) as cancel:
             with shown_as_message():
-                stream = self.studio.stream(variant_ids, parts.question, parts.context, settings, cancel)
-            ballot = self.box.issue(request.session_hash or "", variant_ids, blind=self.public or bool(blind))
-            ballot.on_vote = cancel.set
-            for answers in paced(stream, lambda snapshot: all(a.finished for a in snapshot.values())):
-                if ready_to_vote(answers):
-                    self.box.show(ballot, self.record(ballot, parts, settings, answers), answers)
-                choices, offered = self.offer(ballot, answers, offered)
-                yield self.page(ballot, answers, started, choices) | hidden_files
+                run = ComparisonRun.start(
+                    self.studio,
+                    self.box,
+                    request.session_hash or "",
+                    variant_ids,
+                    plain_text(question),
+                    plain_text(context),
+                    settings,
+                    blind=self.public or bool(blind),
+                    cancel=cancel,
+                )
+            for answers in paced(run.stream, lambda snapshot: all(a.finished for a in snapshot.values())):
+                run.show(answers)
+                choices, offered = self.offer(run.ballot, answers, offered)
+                yield self.page(run.ballot, answers, started, choices) | hidden_files
         self.speeds.record(answers.values())
-        self.notes(ballot, answers)
-        ballot.finished = True
+        final = run.finish(answers)
         # Gradio copies the files into its own cache (cleaned by the app's delete_cache) before the
         # generator resumes, so the originals can go with their temporary folder.
         with tempfile.TemporaryDirectory(prefix="medalpaca-export-") as folder:
-            final = self.record(ballot, parts, settings, answers)
-            choices, _ = self.offer(ballot, answers, None)  # all of them, for a client that reads only the last update
-            yield self.page(ballot, answers, started, choices) | self.exports(ballot, final, folder)
+            choices, _ = self.offer(run.ballot, answers, None)  # all of them, for a client reading only the last
+            yield self.page(run.ballot, answers, started, choices) | self.exports(run.ballot, final, folder)
 
     @staticmethod
     def offer(ballot: Ballot, answers: dict[str, Answer], offered: list | None) -> tuple[list | None, list]:

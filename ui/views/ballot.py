@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from medalpaca_core.arena.ballots import Ballot, column_label
+from medalpaca_core.arena.notes import ColumnNotes
 from medalpaca_core.arena.ratings import ALL_BAD, TIE
 from medalpaca_core.arena.votes import answered
 from medalpaca_core.generation.answers import Answer, FinishReason, Prompt, Status
-from ui.views.columns import ColumnNotes
 
 from .common import WAITING, answer_status, ending, literal_html
 

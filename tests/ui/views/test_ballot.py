@@ -8,11 +8,11 @@ from dataclasses import replace
 
 from medalpaca_core.arena.ballots import BallotBox
 from medalpaca_core.arena.export import Comparison
+from medalpaca_core.arena.notes import ColumnNotes
 from medalpaca_core.arena.votes import VoteStore
 from medalpaca_core.generation.answers import Answer, Prompt, Stats
 from medalpaca_core.generation.settings import PRESETS
 from ui.views.ballot import column_view, run_line, vote_choices, vote_message
-from ui.views.columns import ColumnNotes
 
 STATS = Stats(12, 9, 0.2, 1.4, 300 * 1024**2, "int8", True, "eos")
 IDS = ["smol-int8", "smol-lora"]
@@ -29,7 +29,7 @@ def ballot(tmp_path, blind: bool = True):
     }
     box.show(ballot, Comparison.from_answers("q", "", PRESETS["greedy"], answers), answers)
     notes = ColumnNotes(Prompt("### Instruction: q", 42, False), "Departs from the base at token 3: …")
-    ballot.details = {ident: notes for ident in IDS}
+    ballot.details = {ident: notes for ident in IDS}  # what finishing would keep, on a ballot still open
     return box, ballot, answers
 
 
@@ -80,7 +80,7 @@ def test_a_blind_comparison_with_nothing_to_vote_on_is_unsealed_when_it_ends(tmp
     ballot = box.issue("s", IDS, blind=True)
     failed = {ident: Answer(ident, "", "error", f"{ident} is unavailable") for ident in IDS}
     assert ballot.sealed
-    ballot.finished = True
+    ballot.finish({})
     assert not ballot.sealed and "unavailable" in column_view(ballot, 0, failed[ballot.columns[0]], LABELS.get).status
 
 

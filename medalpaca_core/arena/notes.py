@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medalpaca_core.arena.divergence import base_of, departures
-from medalpaca_core.engine import Studio
-from medalpaca_core.generation.answers import Answer, Prompt, Status
-from medalpaca_core.models.manager import LoadedModel
-from medalpaca_core.models.registry import Variant
+from ..engine import Studio
+from ..generation.answers import Answer, Prompt, Status
+from ..models.manager import LoadedModel
+from ..models.registry import Variant
+from .divergence import base_of, departures
 
 
 def model_of(studio: Studio, variant: Variant) -> LoadedModel:
