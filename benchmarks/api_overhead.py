@@ -42,7 +42,7 @@ def measure(pairs: int, max_new_tokens: int) -> tuple[list[float], list[float]]:
     client = Client(url, verbose=False)
     prompt = render(studio.variant(VARIANT).template, PromptParts(QUESTION, DIABETES_CONTEXT))
     body = {"model": VARIANT, "prompt": prompt, "max_tokens": max_new_tokens, "temperature": 0}
-    compare_args = ([VARIANT], DIABETES_CONTEXT, QUESTION, 0, 1, 0, max_new_tokens, None)
+    compare_args = ([VARIANT], QUESTION, DIABETES_CONTEXT, 0, 1, 0, max_new_tokens, None)
     compare_s, api_s = [], []
     try:
         with httpx.Client(base_url=url.rstrip("/"), timeout=300) as http:

@@ -66,7 +66,7 @@ def measure(runs: int, max_new_tokens: int) -> tuple[list[str], list[Run]]:
         for _ in range(runs):
             started = time.perf_counter()
             job = client.submit(
-                variants, DIABETES_CONTEXT, QUESTION, 0, 1, 0, max_new_tokens, None, api_name="/compare"
+                variants, QUESTION, DIABETES_CONTEXT, 0, 1, 0, max_new_tokens, None, api_name="/compare"
             )
             texts = (out for out in job if any(answer["value"] for answer in answers(out, variants)))
             first = next(time.perf_counter() - started for _ in texts)

@@ -82,7 +82,7 @@ def comparison(url: str, variant: str, tokens: int) -> Send:
     """One greedy comparison of ``variant`` through the page's ``/compare`` (its client connected beforehand)."""
     headers = {"X-Forwarded-For": next(ADDRESSES)}
     client = Client(url, verbose=False, headers=headers, httpx_kwargs={"timeout": 900})
-    arguments = ([variant], DIABETES_CONTEXT, QUESTION, 0, 1, 0, tokens, None)
+    arguments = ([variant], QUESTION, DIABETES_CONTEXT, 0, 1, 0, tokens, None)
     return lambda: client.predict(*arguments, api_name="/compare")
 
 

@@ -63,7 +63,7 @@ def visitor(url: str, number: int, plans: list[list[str]], max_new_tokens: int, 
         started = time.perf_counter()
         try:
             job = client.submit(
-                variants, DIABETES_CONTEXT, QUESTION, 0, 1, 0, max_new_tokens, None, api_name="/compare"
+                variants, QUESTION, DIABETES_CONTEXT, 0, 1, 0, max_new_tokens, None, api_name="/compare"
             )
             outputs = job.result(timeout=REQUEST_TIMEOUT_S)
             statuses = [outputs[2 * n + 1] for n in range(len(variants))]

@@ -51,7 +51,7 @@ class Visit:
 def ask(client: Client, variant: str, start: threading.Barrier) -> Visit:
     start.wait()
     started = time.perf_counter()
-    job = client.submit([variant], DIABETES_CONTEXT, QUESTION, 0, 1, 0, MAX_NEW_TOKENS, None, api_name="/compare")
+    job = client.submit([variant], QUESTION, DIABETES_CONTEXT, 0, 1, 0, MAX_NEW_TOKENS, None, api_name="/compare")
     outputs = job.result(timeout=600)
     seconds = time.perf_counter() - started
     # the column's status line, wherever Compare puts it among its outputs

@@ -80,7 +80,7 @@ def page(outputs) -> dict:
 
 def compare(client: Client, variants, question=QUESTION, context=CONTEXT, blind=False, **settings):
     """Run /compare (names shown unless ``blind``); return its final outputs as a dict (``page``)."""
-    job = client.submit(variants, context, question, *{**SHORT, **settings}.values(), blind, api_name="/compare")
+    job = client.submit(variants, question, context, *{**SHORT, **settings}.values(), blind, api_name="/compare")
     outputs = job.result()  # not `for _ in job`: gradio_client iterates a refused job ("Queue is full") forever
     return page(outputs)
 

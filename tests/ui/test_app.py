@@ -27,7 +27,7 @@ def client(tiny_app) -> Client:
 def test_three_variants_stream_three_answers(tiny_app, held_answers):
     """Each column shows its answer while it is being written: the run is held after a few tokens (any machine is
     slower than that), and the page already shows them; once let go, every answer ends."""
-    job = Client(tiny_app[0], verbose=False).submit(TRIO, CONTEXT, QUESTION, *SHORT.values(), api_name="/compare")
+    job = Client(tiny_app[0], verbose=False).submit(TRIO, QUESTION, CONTEXT, *SHORT.values(), api_name="/compare")
     partial = page(streamed(job, lambda outputs: all(page(outputs)["answers"][v][0] for v in TRIO)))
     assert all("Generating" in status for _, status in partial["answers"].values()), partial
     held_answers.release()
@@ -46,7 +46,7 @@ def test_default_selection_is_three_variants_batched_together(tiny_app):
 
 @pytest.mark.parametrize(
     ("endpoint", "own", "after"),
-    [("/compare", ["variant_ids", "context", "question"], ["blind"]), ("/chat", ["variant_id", "message"], [])],
+    [("/compare", ["variant_ids", "question", "context"], ["blind"]), ("/chat", ["variant_id", "message"], [])],
 )
 def test_settings_are_named_parameters_after_the_endpoints_own(tiny_app, endpoint, own, after):
     info = Client(tiny_app[0], verbose=False).view_api(return_format="dict", print_info=False)
@@ -78,7 +78,7 @@ def test_sampling_settings_take_effect(client):
 
 def test_stop_ends_the_generation_with_its_text(tiny_app, held_answers):
     client = Client(tiny_app[0], verbose=False)
-    job = client.submit(["tiny-lora-0"], "", QUESTION, *SHORT.values(), api_name="/compare")
+    job = client.submit(["tiny-lora-0"], QUESTION, "", *SHORT.values(), api_name="/compare")
     streamed(job, lambda outputs: "Generating" in str(outputs[1]))
     client.predict(api_name="/stop")
     answer, status = job.result()[:2]

@@ -93,7 +93,7 @@ def run_raw(url: str, api_name: str, data: list) -> dict:
 def test_one_input_too_few_with_a_1mb_question_is_not_logged(tiny_app, log):
     url, _ = tiny_app
     question = "q" * MB
-    refused = run_raw(url, "compare", [[ECHO], "", question, 0, 1, 0, 16, None])  # the blind flag is missing
+    refused = run_raw(url, "compare", [[ECHO], question, "", 0, 1, 0, 16, None])  # the blind flag is missing
     assert not refused["success"]
     assert "takes 9 input values; 8 were sent" in refused["output"]["error"]
     logged = log.take()
@@ -103,7 +103,7 @@ def test_one_input_too_few_with_a_1mb_question_is_not_logged(tiny_app, log):
 def test_an_unknown_1mb_variant_id_is_echoed_nowhere(tiny_app, log):
     url, _ = tiny_app
     ident = "v" * MB
-    refused = run_raw(url, "compare", [[ident], "", "What is asthma?", 0, 1, 0, 16, None, False])
+    refused = run_raw(url, "compare", [[ident], "What is asthma?", "", 0, 1, 0, 16, None, False])
     message = refused["output"]["error"]
     assert not refused["success"] and "not in the list of choices" in message and len(message) < 400, message[:1000]
     logged = log.take()
@@ -131,7 +131,7 @@ def test_no_log_record_exceeds_a_fixed_size():
 
 # --- 6. typed validation at the API boundary -----------------------------------------------------------
 
-COMPARE = {"variant_ids": [ECHO], "context": "", "question": "What is asthma?", **SHORT, "blind": False}
+COMPARE = {"variant_ids": [ECHO], "question": "What is asthma?", "context": "", **SHORT, "blind": False}
 CHAT = {"variant_id": ECHO, "message": "Hello", "history": None, **SHORT}
 EVALUATE = {"variant_ids": [ECHO], "source": "sample", "files": None, "mode": "loglik", "limit": 1}
 

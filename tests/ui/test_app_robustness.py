@@ -194,7 +194,7 @@ def test_stop_frees_the_worker_at_once(app, held_answers):
     queue: Stop on one of them is what lets the waiting one start."""
     clients = [app.client(), app.client(), app.client()]
     jobs = [
-        client.submit([variant], "", "Tell me about asthma.", *SHORT.values(), api_name="/compare")
+        client.submit([variant], "Tell me about asthma.", "", *SHORT.values(), api_name="/compare")
         for client, variant in zip(clients[:2], TRIO[:2], strict=True)
     ]
 
@@ -204,7 +204,7 @@ def test_stop_frees_the_worker_at_once(app, held_answers):
     try:
         wait_until(lambda: generating() is not None, 60)
         stopped = generating()
-        jobs.append(clients[2].submit([TRIO[2]], "", "Tell me about asthma.", *SHORT.values(), api_name="/compare"))
+        jobs.append(clients[2].submit([TRIO[2]], "Tell me about asthma.", "", *SHORT.values(), api_name="/compare"))
         wait_until(lambda: waiting(app) == 1, 60)
         assert not jobs[2].outputs(), "the third request should wait for a free slot"
         clients[stopped].predict(api_name="/stop")
@@ -222,7 +222,7 @@ def test_client_that_disconnects_mid_stream_stops_its_generation(app, held_answe
     """A raw SSE client reads until the answer streams, then drops the connection; that ends the generation
     (which would otherwise wait for ever)."""
     wait_until(lambda: not generating_threads(), 60)  # nothing left running from earlier tests
-    with raw_event(app, "compare", [["tiny-lora-0"], "", "Tell me about asthma.", *SHORT.values(), False]) as messages:
+    with raw_event(app, "compare", [["tiny-lora-0"], "Tell me about asthma.", "", *SHORT.values(), False]) as messages:
         next(m for m in messages if "Generating" in json.dumps(m))
     # A bound on an event, not on speed: 60 s ran out once under a load average of ~20 (the file passes when idle).
     assert held_answers.run_ended.wait(180), "the generation goes on after its client left"
@@ -238,7 +238,7 @@ def test_disconnect_while_a_model_loads_blocks_nobody(app, held_answers):
     manager.loading.clear()
     manager.open.clear()
     try:
-        data = [["tiny-lora-0", "slow"], "", "Tell me about asthma.", *SHORT.values(), False]
+        data = [["tiny-lora-0", "slow"], "Tell me about asthma.", "", *SHORT.values(), False]
         with raw_event(app, "compare", data) as events:
             next(m for m in events if "Generating" in json.dumps(m))
             assert manager.loading.wait(60)
@@ -301,11 +301,11 @@ def test_binary_junk_control_characters_and_template_markers_are_answered_as_tex
 def test_api_values_no_page_can_send_are_refused_or_made_valid(app):
     """Raw JSON: NaN settings, a fractional seed, lone surrogates (which gradio_client cannot even encode)."""
     session = uuid.uuid4().hex
-    nan = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, float("nan"), None, False], session)
+    nan = run_raw(app, "compare", [[ECHO], "What is asthma?", "", 0, 1, 0, float("nan"), None, False], session)
     assert not nan["success"] and "max_new_tokens must be a finite number" in nan["output"]["error"]
-    fraction = run_raw(app, "compare", [[ECHO], "", "What is asthma?", 0, 1, 0, 16, 1.5, False], session)
+    fraction = run_raw(app, "compare", [[ECHO], "What is asthma?", "", 0, 1, 0, 16, 1.5, False], session)
     assert not fraction["success"] and "seed must be a whole number" in fraction["output"]["error"]
-    surrogates = [[ECHO, "tiny-lora-0"], "half of \ud83d a pair", "lone \udfff surrogate?", 0, 1, 0, 8, None, False]
+    surrogates = [[ECHO, "tiny-lora-0"], "lone \udfff surrogate?", "half of \ud83d a pair", 0, 1, 0, 8, None, False]
     surrogates = run_raw(app, "compare", surrogates, session)
     assert surrogates["success"], surrogates
     assert "lone \ufffd surrogate?" in json.dumps(surrogates["output"]["data"], ensure_ascii=False)

@@ -52,13 +52,13 @@ def raw_compare(url: str, data: list, session: str) -> list[dict]:
 
 def test_nothing_compare_streams_names_a_variant_before_the_vote(public_app):
     url, _ = public_app
-    messages = raw_compare(url, [ARENA, "", "What is asthma?", *SHORT.values(), False], uuid.uuid4().hex)
+    messages = raw_compare(url, [ARENA, "What is asthma?", "", *SHORT.values(), False], uuid.uuid4().hex)
     streamed = json.dumps(messages, ensure_ascii=False)
     assert messages[-1]["success"] and "Model C" in streamed
     assert not [word for word in REVEALING if word in streamed], [w for w in REVEALING if w in streamed]
 
     client = Client(url, verbose=False)
-    job = client.submit(ARENA, "", "What is asthma?", *SHORT.values(), False, api_name="/compare")  # asks unblinded
+    job = client.submit(ARENA, "What is asthma?", "", *SHORT.values(), False, api_name="/compare")  # asks unblinded
     final = page(job.result())
     updates = json.dumps([page(outputs) for outputs in job.outputs()], ensure_ascii=False)
     assert not [word for word in REVEALING if word in updates]
@@ -136,7 +136,7 @@ def test_a_second_vote_on_a_comparison_is_refused_and_changes_no_row(public_app)
 def test_voting_as_soon_as_every_column_has_text_stops_the_generation(public_app, held_answers):
     url, home = public_app
     client = Client(url, verbose=False)
-    job = client.submit(TRIO[:2], "", "What is asthma?", *SHORT.values(), True, api_name="/compare")
+    job = client.submit(TRIO[:2], "What is asthma?", "", *SHORT.values(), True, api_name="/compare")
     for outputs in job:
         shown = page(outputs)
         if shown["vote"].get("choices") and "Generating" in shown["run"]:

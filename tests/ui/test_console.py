@@ -50,7 +50,7 @@ def served_comparison(home: Path, log: Path) -> None:
             time.sleep(0.5)
         client = Client(url, verbose=False)
         variants = ["smol-base", "medalpaca-smol-lora", "smol-nf4"]
-        client.predict(variants, "", QUESTION, **SETTINGS, api_name="/compare")
+        client.predict(variants, QUESTION, "", **SETTINGS, api_name="/compare")
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -58,7 +58,7 @@ DIABETES_CONTEXT = (  # the medAlpaca README's own example
     "Diabetes is a metabolic disease that causes high blood sugar. The symptoms include increased thirst, "
     "frequent urination, and unexplained weight loss."
 )
-EXAMPLES = [[DIABETES_CONTEXT, "What are the symptoms of diabetes?"], ["", "How to cure COVID-19?"]]
+EXAMPLES = [["What are the symptoms of diabetes?", DIABETES_CONTEXT], ["How to cure COVID-19?", ""]]
 BLIND_LABEL = "Blind: hide which variant wrote which answer until I vote"
 KEYS_HINT = "Enter sends the question; Shift+Enter starts a new line."
 INPUT_MIN_WIDTH = 320  # px: narrower than two of these (a phone), the context and the question stack
@@ -213,8 +213,8 @@ class CompareTab:
     def compare(
         self,
         variant_ids: list[str] | None,
-        context: str,
         question: str,
+        context: str,
         request: gr.Request,
         blind: bool | None = False,
         seed: float | None = None,
@@ -312,7 +312,7 @@ class CompareTab:
         return {self.variants: gr.Dropdown(value=ids), **self.clear(ids, blind)}
 
     def share(
-        self, variant_ids: list[str] | None, context: str, question: str, **setting_values: float | None
+        self, variant_ids: list[str] | None, question: str, context: str, **setting_values: float | None
     ) -> dict[Any, Any]:
         """The query of a link that reopens this comparison (the page makes it a URL and copies it)."""
         parts = PromptParts(plain_text(question), plain_text(context))
@@ -383,7 +383,7 @@ class CompareTab:
             )
             stop = gr.Button("Stop", variant="stop", scale=1, min_width=BUTTON_MIN_WIDTH, elem_id="compare-stop")
             clear = gr.Button("Clear", scale=1, min_width=BUTTON_MIN_WIDTH)
-        gr.Examples(EXAMPLES, [self.context, self.question], label="Examples from the seed report")
+        gr.Examples(EXAMPLES, [self.question, self.context], label="Examples from the seed report")
         self.controls = controls = settings_accordion()
         self.run_status = gr.Markdown("", elem_id="compare-run-status", elem_classes="run-status")
         self.slots = self.build_slots(defaults)
@@ -444,7 +444,7 @@ class CompareTab:
         run = gr.on(
             [submit.click, self.question.submit],
             self.compare,
-            [variants, self.context, self.question],
+            [variants, self.question, self.context],
             page_outputs,
             inputs_kwargs={**settings_inputs, "blind": blind},
             api_name="compare",
@@ -454,8 +454,8 @@ class CompareTab:
         run.then(self.choices, None, variants, api_visibility="private", concurrency_limit=None)
         stop.click(self.stop, None, None, api_name="stop", concurrency_limit=None)
         cleared = [
-            self.context,
             self.question,
+            self.context,
             *slot_outputs,
             self.run_status,
             self.area.comparison_id,
@@ -480,7 +480,7 @@ class CompareTab:
         fresh.then(None, js=FOCUS_QUESTION)
         shared = self.share_button.click(
             self.share,
-            [variants, self.context, self.question],
+            [variants, self.question, self.context],
             [self.link_query, self.link],
             inputs_kwargs=settings_inputs,
             api_visibility="private",
