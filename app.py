@@ -18,7 +18,6 @@ from starlette.middleware import Middleware
 from medalpaca_core.arena.votes import VoteStore
 from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation.exams import MAX_EXAM_BYTES
-from medalpaca_core.models.selection import SpeedLog
 from medalpaca_core.runtime.hosting import persistence_notice
 from medalpaca_core.serving.clients import untrusting_server_env
 from medalpaca_core.serving.openai_api import ApiConfig, OpenAIApi, api_enabled
@@ -77,15 +76,14 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
     by every endpoint that runs a model) to MEDALPACA_RATE_LIMIT."""
     studio = studio or Studio()
     limiter = limiter or RateLimiter.from_env()
-    speeds = SpeedLog()  # decode speeds measured while this app runs, shown beside slow variants
     with GuardedBlocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(INTRO)
         notice = persistence_notice()
         if notice:
             gr.Markdown(notice, elem_classes="disclaimer")
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays in sight, none behind a menu
-            compare = build_compare_tab(studio, VoteStore(), speeds, limiter)
-            build_chat_tab(studio, speeds, limiter)
+            compare = build_compare_tab(studio, VoteStore(), limiter)
+            build_chat_tab(studio, limiter)
             build_evaluate_tab(studio, limiter)
             build_models_tab(studio)
         demo.load(compare.reopen, None, compare.reopened, api_visibility="private", concurrency_limit=None)

@@ -84,6 +84,7 @@ class Studio:
         self.registry = registry or Registry.load()
         self.manager = manager or ModelManager()
         self.schedulers = Schedulers(scheduling)
+        self.speeds = SpeedLog()  # decode speeds its answers measured, shown beside slow variants in a picker
 
     def variant(self, variant_id: str) -> Variant:
         """The registered variant; an UnknownVariantError lists the known ids."""
@@ -143,9 +144,9 @@ class Studio:
         """'bf16', 'fp32', 'int8', 'nf4' or 'remote': how the variant's weights are held here."""
         return precision(self.variant(variant_id), self.manager.device)
 
-    def choices(self, speeds: SpeedLog) -> list[tuple[str, str]]:
-        """(label, id) pairs for a variant picker, with the speeds measured so far."""
-        return variant_choices(self.registry, self.manager, speeds)
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, id) pairs for a variant picker, with the speeds its answers measured so far."""
+        return variant_choices(self.registry, self.manager, self.speeds)
 
     def unavailable(self) -> dict[str, str]:
         """Id -> reason of every variant this machine cannot run (a picker lists them apart)."""
@@ -240,6 +241,7 @@ class Studio:
                 if changed:
                     yield dict(answers)
         finally:
+            self.speeds.record(answers.values())  # the finished ones: a stream left early measured those too
             if finished_groups < len(workers):
                 # The consumer left early (Stop, a closed stream, a client gone): the workers stop at their next
                 # token, or skip generating once a load in progress ends. Not joined: Gradio closes streams on its

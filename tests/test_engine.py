@@ -12,7 +12,7 @@ from medalpaca_core.generation.multilora import lora_layers
 from medalpaca_core.generation.settings import GenerationSettings, SettingsError
 from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.models.registry import UnavailableVariantError, UnknownVariantError, Variant
-from medalpaca_core.models.selection import SpeedLog
+from medalpaca_core.models.selection import MIN_TOKENS_FOR_SPEED
 from medalpaca_core.text.prompts import MAX_QUESTION_CHARS, PromptError, PromptParts, encode, render
 from tests.tiny import corrupt_adapter
 
@@ -108,6 +108,14 @@ def test_stream_grows_token_by_token_with_stats(studio):
     assert "tok/s" in stats.summary()
 
 
+def test_the_studio_keeps_the_speed_its_answers_measured(studio):
+    """Every stream's finished answers go into the studio's speed log, which its pickers read."""
+    assert studio.speeds.get("tiny") is None
+    answer = final(studio, ["tiny"], settings=GenerationSettings(max_new_tokens=MIN_TOKENS_FOR_SPEED * 2))["tiny"]
+    assert answer.stats.new_tokens >= MIN_TOKENS_FOR_SPEED, "the tiny model's greedy answer is long enough to time"
+    assert studio.speeds.get("tiny") == pytest.approx(answer.stats.tokens_per_s)
+
+
 def test_sampling_settings_take_effect(studio):
     hot = GenerationSettings(max_new_tokens=12, temperature=1.5, top_p=1.0, top_k=0)
     texts = {
@@ -199,7 +207,7 @@ def test_a_variant_this_machine_cannot_run_is_refused_before_anything_runs(studi
     studio.registry.add(Variant(id="offline-hub", label="h", base="medalpaca/medalpaca-7b"))
     studio.registry.add(Variant(id="gone", label="g", base=str(tiny_dir), adapter=str(tmp_path / "missing")))
     assert list(studio.unavailable()) == ["offline-hub", "gone"]
-    assert "offline-hub" not in [ident for _, ident in studio.choices(SpeedLog())]
+    assert "offline-hub" not in [ident for _, ident in studio.choices()]
     refused = r"nothing was run: offline-hub \(medalpaca/medalpaca-7b is not downloaded.*\); gone \(adapter folder"
     with pytest.raises(UnavailableVariantError, match=refused):
         studio.stream(["tiny", "offline-hub", "gone"], QUESTION, settings=GREEDY)

@@ -14,7 +14,6 @@ import gradio as gr
 
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer, Status
-from medalpaca_core.models.selection import SpeedLog
 from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.visitor import plain_text
 
@@ -82,8 +81,8 @@ class ChatTab:
 
     view: ChatView  # made by build(), before any event can call a handler
 
-    def __init__(self, studio: Studio, speeds: SpeedLog, limiter: RateLimiter):
-        self.studio, self.speeds, self.limiter = studio, speeds, limiter
+    def __init__(self, studio: Studio, limiter: RateLimiter):
+        self.studio, self.limiter = studio, limiter
         self.cancels = CancelBoard()
 
     def chat(
@@ -109,7 +108,6 @@ class ChatTab:
             turns = self.studio.chat(variant_id, history, message, settings, cancel)
             for answer in paced(turns, lambda snapshot: snapshot.finished):
                 yield self.view.show(history, answer_status(answer), pending=(message, answer.text))
-        self.speeds.record([answer])
         if answer.status == Status.ERROR:  # the message stays in its box, to send again
             yield self.view.show(history, answer_status(answer), message=message)
             return
@@ -145,7 +143,7 @@ class ChatTab:
         disclaimer()
         defaults = self.studio.default_variants(count=1)
         variant = gr.Dropdown(
-            choices=self.studio.choices(self.speeds),
+            choices=self.studio.choices(),
             value=defaults[0] if defaults else None,
             label="Variant to chat with",
             elem_id="chat-variant",
@@ -209,8 +207,8 @@ class ChatTab:
         finished(run, stop)
 
 
-def build_chat_tab(studio: Studio, speeds: SpeedLog, limiter: RateLimiter) -> ChatTab:
-    chat = ChatTab(studio, speeds, limiter)
+def build_chat_tab(studio: Studio, limiter: RateLimiter) -> ChatTab:
+    chat = ChatTab(studio, limiter)
     with gr.Tab("Chat"):
         chat.build()
     return chat

@@ -30,7 +30,7 @@ from medalpaca_core.arena.run import ComparisonRun, label_of
 from medalpaca_core.arena.votes import VoteError, VoteStorageError, VoteStore
 from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer
-from medalpaca_core.models.selection import MAX_VARIANTS, SpeedLog
+from medalpaca_core.models.selection import MAX_VARIANTS
 from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.answer_markdown import answer_html
 from medalpaca_core.text.prompts import PromptParts
@@ -143,8 +143,8 @@ class VoteArea:
 class CompareTab:
     """Builds the tab's widgets and holds the handlers that wire them to the studio and the ballot box."""
 
-    def __init__(self, studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter):
-        self.studio, self.speeds, self.limiter = studio, speeds, limiter
+    def __init__(self, studio: Studio, votes: VoteStore, limiter: RateLimiter):
+        self.studio, self.limiter = studio, limiter
         self.box = BallotBox.from_env(votes)
         self.cancels = CancelBoard()
         self.public = public_deployment()
@@ -208,7 +208,7 @@ class CompareTab:
 
     def choices(self) -> gr.Dropdown:
         """The picker's labels again, now with the speeds measured by the run that just ended."""
-        return gr.Dropdown(choices=self.studio.choices(self.speeds))
+        return gr.Dropdown(choices=self.studio.choices())
 
     def compare(
         self,
@@ -251,7 +251,6 @@ class CompareTab:
                 run.show(answers)
                 choices, offered = self.offer(run.ballot, answers, offered)
                 yield self.page(run.ballot, answers, started, choices) | hidden_files
-        self.speeds.record(answers.values())
         final = run.finish(answers)
         # Gradio copies the files into its own cache (cleaned by the app's delete_cache) before the
         # generator resumes, so the originals can go with their temporary folder.
@@ -344,7 +343,7 @@ class CompareTab:
         disclaimer()
         defaults = self.studio.default_variants()
         self.variants = variants = gr.Dropdown(
-            choices=self.studio.choices(self.speeds),
+            choices=self.studio.choices(),
             value=defaults,
             multiselect=True,
             max_choices=MAX_VARIANTS,
@@ -489,8 +488,8 @@ class CompareTab:
         shared.success(None, self.link_query, self.link, js=MAKE_LINK)
 
 
-def build_compare_tab(studio: Studio, votes: VoteStore, speeds: SpeedLog, limiter: RateLimiter) -> CompareTab:
-    compare = CompareTab(studio, votes, speeds, limiter)
+def build_compare_tab(studio: Studio, votes: VoteStore, limiter: RateLimiter) -> CompareTab:
+    compare = CompareTab(studio, votes, limiter)
     with gr.Tab("Compare"):
         compare.build()
     return compare
