@@ -16,6 +16,7 @@ from medalpaca_core.arena.votes import ALL_BAD, TIE, VoteError, VoteStore
 from medalpaca_core.cli import main
 from medalpaca_core.generation.answers import Answer, Stats
 from medalpaca_core.generation.settings import PRESETS
+from tests.arena.test_export import finished_comparison
 from tests.arena.test_ratings import TRUE, luce_votes
 
 STATS = Stats(20, 12, 0.25, 1.5, 1_000_000, "none", False, "length")
@@ -200,3 +201,36 @@ def test_cli_single_variant_and_all_ties_say_so(tmp_path, capsys):
     captured = capsys.readouterr()
     assert [row["rating"] for row in json.loads(captured.out)] == [1000.0, 1000.0]
     assert "Every vote is a tie" in captured.err
+
+
+def test_votes_are_stored_once_and_ranked(tmp_path):
+    store = VoteStore(tmp_path / "votes.sqlite3")
+    first, second = finished_comparison(), finished_comparison()
+    store.record(first, "a")
+    with pytest.raises(VoteError, match="already has a vote"):
+        store.record(first, ALL_BAD)  # a comparison counts once
+    store.record(second, ALL_BAD)
+    assert store.count() == 2
+    board = {row.variant_id: row for row in store.leaderboard()}
+    assert (board["b"].wins, board["b"].comparisons, board["a"].wins, board["a"].all_bad) == (0, 2, 1, 1)
+    with sqlite3.connect(store.path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(votes)")]
+    assert columns == [
+        "id",
+        "comparison_id",
+        "created",
+        "voted",
+        "winner",
+        "variant_ids",
+        "question",
+        "context",
+        "answers",
+        "settings",
+        "blind",
+    ]
+
+
+def test_a_vote_must_name_a_compared_variant(tmp_path):
+    with pytest.raises(VoteError, match=r"'c': the answers are from a \(or"):
+        VoteStore(tmp_path / "votes.sqlite3").record(finished_comparison(), "c")

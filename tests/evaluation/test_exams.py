@@ -135,3 +135,18 @@ def test_folder_without_exam_and_oversized_file(tmp_path, monkeypatch):
     monkeypatch.setattr(exams, "MAX_EXAM_BYTES", 100)
     with pytest.raises(ExamError, match=r"step1\.json is .* MB; the limit"):
         load_exam(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"[" * 50_000 + b"]" * 50_000, "line 1 is not usable exam data: RecursionError"),
+        (b'{"question": "q \\udc80", "options": {"A": "a", "B": "b"}, "answer_idx": "A"}', "UnicodeEncodeError"),
+        (b'{"question": "q", "options": {"A": "a", "B": "b"}, "answer_idx": ' + b"7" * 5000 + b"}", "ValueError"),
+    ],
+)
+def test_jsonl_exams_that_json_accepts_but_nothing_else_can_use_are_refused(tmp_path, line, message):
+    exam = tmp_path / "hostile.jsonl"
+    exam.write_bytes(line + b"\n")
+    with pytest.raises(ExamError, match=message):
+        load_exam(exam)

@@ -9,7 +9,7 @@ from dataclasses import fields
 import pytest
 
 from medalpaca_core.cli import add_settings_arguments, settings_from_args
-from medalpaca_core.generation.settings import KNOBS, GenerationSettings
+from medalpaca_core.generation.settings import KNOBS, GenerationSettings, SettingsError
 from medalpaca_core.serving.openai_schema import ApiError, settings
 from ui.views.common import SETTING_NAMES, settings_from
 
@@ -37,3 +37,9 @@ def test_every_knob_reaches_the_page_the_cli_and_the_api():
 def test_the_api_refuses_a_value_beyond_a_knob_naming_its_field(knob):
     with pytest.raises(ApiError, match=knob.api_field):
         settings({knob.api_field: knob.api_bounds[1] + 1}, default_max_tokens=16)
+
+
+def test_settings_keep_seeds_in_range():
+    assert GenerationSettings(seed=2**32 - 1).validated().seed == 2**32 - 1
+    with pytest.raises(SettingsError, match="seed"):
+        GenerationSettings(seed=-1).validated()

@@ -1,9 +1,14 @@
 """Loading: one shared base for all adapters, int8/nf4, memory refusal and LRU release, bad adapters."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+import medalpaca_core.models.manager
 from medalpaca_core.models.adapters import BASE_ADAPTER
-from medalpaca_core.models.loading import LoadError
+from medalpaca_core.models.loading import LoadError, load_pretrained
 from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.models.memory import MemoryRefusal, estimate, parse_size, refusal_message
 from medalpaca_core.models.registry import Variant
@@ -148,3 +153,34 @@ def test_first_loads_in_parallel_threads_of_a_fresh_process(tiny_dir):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "errors: []" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+def test_a_slow_load_holds_up_neither_loaded_models_nor_listings(tiny_registry, monkeypatch):
+    """While one base loads (held here until the test lets it go), a loaded base serves at once, listings
+    answer, the memory it was granted counts, and a second request for the same base waits for that load."""
+    manager = ModelManager(device="cpu")
+    manager.acquire(tiny_registry.get("tiny"))
+    slow = Variant(id="tiny-bf16", label="bf16", base=tiny_registry.get("tiny").base, dtype="bfloat16")
+    entered, gate, loads = threading.Event(), threading.Event(), []
+
+    def gated_load(source, quantization, dtype, device):
+        if dtype == "bfloat16":
+            loads.append(source)
+            entered.set()
+            assert gate.wait(60)
+        return load_pretrained(source, quantization, dtype, device)
+
+    monkeypatch.setattr(medalpaca_core.models.manager, "load_pretrained", gated_load)
+    held_before = manager.held_bytes()
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.submit(manager.acquire, slow), pool.submit(manager.acquire, slow)
+        assert entered.wait(60)
+        started = time.perf_counter()
+        _, adapter = manager.acquire(tiny_registry.get("tiny-lora-0"))  # the loaded base, a new adapter on it
+        assert [model.key.dtype for model in manager.loaded()] == ["float32"]
+        assert manager.held_bytes() == held_before + manager.estimate_for(slow).bytes
+        assert time.perf_counter() - started < 10 and adapter.startswith("adapter_")
+        gate.set()
+        assert first.result()[0] is second.result()[0]
+    assert len(loads) == 1
+    assert sorted(model.key.dtype for model in manager.loaded()) == ["bfloat16", "float32"]

@@ -20,6 +20,7 @@ from medalpaca_core.arena.votes import VOTES_FILE
 from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.runtime import hosting, paths
 from medalpaca_core.runtime.hosting import NOT_PERSISTENT, PERSISTENT_ROOT_ENV, SPACE_ENV, persistence_notice
+from medalpaca_core.runtime.paths import PROJECT_ROOT
 from medalpaca_core.serving.clients import TRUSTED_PROXY_ENV, client_key
 from medalpaca_core.serving.ratelimit import RateLimit, RateLimiter
 from tests.app_server import ECHO, EchoStudio, compare, serve, tiny_app_registry, vote
@@ -166,3 +167,13 @@ def test_off_a_space_a_forged_forwarded_address_changes_nothing(off_space, tiny_
         assert use_allowance(visitor(url, None)) == ALLOWANCE
         # the same machine claiming to be others: still the one socket address, with no allowance left
         assert [use_allowance(visitor(url, forged)) for forged in ("10.0.0.1", "10.0.0.2")] == [0, 0]
+
+
+def test_readme_front_matter_configures_the_space():
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    front, body = readme.removeprefix("---\n").split("\n---\n", 1)
+    fields = dict(line.split(": ", 1) for line in front.splitlines())
+    pinned = next(line for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines() if "gradio==" in line)
+    assert readme.startswith("---\n") and fields["sdk"] == "gradio" and fields["app_file"] == "app.py"
+    assert pinned == f"gradio=={fields['sdk_version']}" and len(fields["short_description"]) <= 60
+    assert body.lstrip().startswith("# MedAlpaca Studio\n\n```bash\nmake demo")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import queue
 import threading
 import time
@@ -10,8 +11,9 @@ import time
 import gradio as gr
 import pytest
 
+from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.text.prompts import PromptError
-from ui.views.common import STREAM_INTERVAL_S, CancelBoard, paced, shown_as_message
+from ui.views.common import SETTING_NAMES, STREAM_INTERVAL_S, CancelBoard, paced, settings_from, shown_as_message
 
 
 def test_a_run_holds_its_sessions_flag_until_it_ends_however_it_ends():
@@ -57,3 +59,25 @@ def test_a_run_that_pauses_still_shows_everything_it_wrote():
     times = [t for _, t in before_the_pause_ends]
     assert all(b - a >= STREAM_INTERVAL_S for a, b in itertools.pairwise(times)), "at most ~10 updates a second"
     assert shown.get(timeout=60)[0] == 6
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ((0, 1, 0, math.nan, None), "cannot convert float NaN to integer"),
+        ((0, 1, math.inf, 16, None), "cannot convert float infinity to integer"),
+        ((math.nan, 1, 0, 16, None), "temperature must be between 0 and 5"),
+        ((0, 1, 0, None, None), "Invalid generation settings"),
+        ((0.5, 1, 0, 16, 1.5), "seed must be a whole number"),
+        ((0.5, 1, 0, 16, 2.0**40), r"seed must be 0\.\.4294967295"),
+        ((0.5, 1, 0, 16, math.nan), "Invalid generation settings"),
+    ],
+)
+def test_settings_no_page_can_send_are_messages(settings, message):
+    with pytest.raises(gr.Error, match=message):
+        settings_from(dict(zip(SETTING_NAMES, settings, strict=True)))
+
+
+def test_settings_arrive_as_one_generation_settings():
+    sent = {"temperature": 0.4, "top_p": 0.9, "top_k": 50.0, "max_new_tokens": 16.0, "seed": 7.0}
+    assert settings_from(sent) == GenerationSettings(max_new_tokens=16, temperature=0.4, top_p=0.9, top_k=50, seed=7)
