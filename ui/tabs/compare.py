@@ -1,11 +1,12 @@
 """The Compare tab: one question to up to four variants, answers streaming side by side, then a vote and exports.
 
-Every comparison gets a ballot from the server (``medalpaca_core.arena.ballots.BallotBox``): an id, its
-columns in shown order and, in blind mode, neutral labels (Model A, B, …) in a random order. The
-page only ever holds the id; which variant answered in which column stays on the server until the
-vote, and everything a column shows is made by ``ui.views.ballot``, which names nothing while the
-ballot is sealed. The vote names the id and a column label, a tie or "all bad"; the ballot box
-refuses anything else before the database is touched.
+Every comparison is a ``medalpaca_core.arena.run.ComparisonRun``, which owns its life: the studio's stream,
+and a ballot from the server (``medalpaca_core.arena.ballots.BallotBox``): an id, its columns in shown
+order and, in blind mode, neutral labels (Model A, B, …) in a random order. The page only ever holds the
+id; which variant answered in which column stays on the server until the vote, and everything a column
+shows is made by ``ui.views.ballot``, which names nothing while the ballot is sealed. The vote names the
+id and a column label, a tie or "all bad"; the ballot box refuses anything else before the database is
+touched.
 
 Blind mode is always on for a public deployment (a Space, or a server on a public address) and a
 toggle on one's own machine. Answers are shown in read-only text boxes, which display model text
@@ -141,7 +142,8 @@ class VoteArea:
 
 
 class CompareTab:
-    """Builds the tab's widgets and holds the handlers that wire them to the studio and the ballot box."""
+    """Builds the tab's widgets and holds the thin handlers that wire them to a ``ComparisonRun``, the ballot
+    box and the studio."""
 
     def __init__(self, studio: Studio, votes: VoteStore, limiter: RateLimiter):
         self.studio, self.limiter = studio, limiter
