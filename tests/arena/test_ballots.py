@@ -33,7 +33,9 @@ def box(tmp_path):
 def shown(box: BallotBox, session: str = "s1", blind: bool = True, **texts: str):
     ballot = box.issue(session, list(texts), blind)
     snapshot = answers(**texts)
-    ballot.comparison = Comparison.from_answers("q", "", PRESETS["greedy"], {i: snapshot[i] for i in ballot.columns})
+    box.show(
+        ballot, Comparison.from_answers("q", "", PRESETS["greedy"], {i: snapshot[i] for i in ballot.columns}), snapshot
+    )
     return ballot
 
 
@@ -103,7 +105,7 @@ def test_comparing_only_unavailable_variants_cannot_be_voted_on(box):
     assert not ready_to_vote(nothing)  # the page offers no vote
     with pytest.raises(VoteError, match="Wait until every column has an answer"):
         box.vote(ballot.id, "s1", ALL_BAD, client="c")
-    ballot.comparison = Comparison.from_answers("q", "", PRESETS["greedy"], nothing)  # even if it were offered
+    box.show(ballot, Comparison.from_answers("q", "", PRESETS["greedy"], nothing), nothing)  # even if it were offered
     with pytest.raises(VoteError, match="produced no answer"):
         box.vote(ballot.id, "s1", ALL_BAD, client="c")
     assert box.store.count() == 0
@@ -119,7 +121,7 @@ def test_voting_opens_when_every_column_has_text_and_stops_the_generation(box):
     assert ready_to_vote(streaming)
     stopped = []
     ballot = box.issue("s1", list(streaming), blind=False, on_vote=lambda: stopped.append(True))
-    ballot.comparison = Comparison.from_answers("q", "", PRESETS["greedy"], streaming)
+    box.show(ballot, Comparison.from_answers("q", "", PRESETS["greedy"], streaming), streaming)
     box.vote(ballot.id, "s1", "lora-a", client="c")
     assert stopped == [True] and box.store.records()[0]["answers"] == ["Drink", "Rest"]
 
