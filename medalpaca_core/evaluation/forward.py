@@ -12,7 +12,8 @@ two options tie exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ..generation.cpu_share import CPU_SHARE
@@ -40,35 +41,64 @@ def _float32_projection(module: Any, inputs: tuple[Any, ...], output: Any) -> An
     return torch.nn.functional.linear(inputs[0].float(), module.weight.float(), bias)
 
 
-def forward_logprobs(loaded: Any, rows: Sequence[tuple[list[int], str]], keep: int) -> Any:
-    """Log-softmax over the vocabulary at the last ``keep`` positions of each (ids, adapter) row.
-
-    Returns a float32 tensor ``[rows, keep, vocab]``; position ``keep - 1`` is the distribution
-    of the token after each row. The model's lock is held, as for generation.
-    """
+@contextmanager
+def scoring(loaded: Any) -> Iterator[None]:
+    """Around one or more scoring passes: the model's lock (as for generation), no autograd, a CPU share and
+    the output embedding in float32."""
     import torch
 
-    width = max(len(ids) for ids, _ in rows)
-    pad = loaded.tokenizer.pad_token_id
-    device = loaded.model.device
-    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids, _ in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in rows], device=device)
-    adapters = [adapter for _, adapter in rows]
-    with loaded.lock, loaded.rows_adapters(adapters) as kwargs, torch.inference_mode(), CPU_SHARE.generation():
+    with loaded.lock, torch.inference_mode(), CPU_SHARE.generation():
         head = loaded.model.get_output_embeddings()
         # a quantized head (bitsandbytes) stores no usable float weight; it keeps its own precision
         hook = head.register_forward_hook(_float32_projection) if type(head) is torch.nn.Linear else None
         try:
-            logits = loaded.model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                logits_to_keep=keep,
-                **kwargs,
-            ).logits
+            yield
         finally:
             if hook is not None:
                 hook.remove()
+
+
+def rows_forward(loaded: Any, adapters: list[str], **inputs: Any) -> Any:
+    """The model's output for a batch whose row ``i`` uses ``adapters[i]``; call it inside ``scoring``."""
+    with loaded.rows_adapters(adapters) as kwargs:
+        return loaded.model(**inputs, **kwargs)
+
+
+def left_padded(loaded: Any, rows: Sequence[list[int]]) -> tuple[Any, Any]:
+    """(input ids, attention mask) of ``rows`` padded on the left to the longest, so that all end together."""
+    import torch
+
+    width = max(len(ids) for ids in rows)
+    pad = loaded.tokenizer.pad_token_id
+    device = loaded.model.device
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device)
+    return input_ids, mask
+
+
+def mask_positions(mask: Any) -> Any:
+    """Each column's position in its row: the real tokens before it (padding counts none)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def forward_logprobs(loaded: Any, rows: Sequence[tuple[list[int], str]], keep: int) -> Any:
+    """Log-softmax over the vocabulary at the last ``keep`` positions of each (ids, adapter) row.
+
+    Returns a float32 tensor ``[rows, keep, vocab]``; position ``keep - 1`` is the distribution
+    of the token after each row.
+    """
+    import torch
+
+    input_ids, mask = left_padded(loaded, [ids for ids, _ in rows])
+    with scoring(loaded):
+        logits = rows_forward(
+            loaded,
+            [adapter for _, adapter in rows],
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=mask_positions(mask),
+            logits_to_keep=keep,
+        ).logits
     return torch.log_softmax(logits.float(), dim=-1)
 
 

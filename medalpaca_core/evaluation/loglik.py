@@ -12,8 +12,10 @@ the harness normalises), and the options' probabilities renormalised over the
 options, from which calibration is measured.
 
 Letters are single tokens in the tokenizers used here, so one forward pass of the prompt alone
-scores every letter; option texts need one row per option, still in one forward pass. Variants
-sharing a base go into the same pass with their own adapters.
+scores every letter. Option texts are scored after the same pass: its KV cache, repeated once per
+option, feeds one more pass over the options' tokens only (``shared_prompt.py``), so a question
+costs one prompt, not one per option. Several questions share each pass, and variants sharing a
+base go into the same passes with their own adapters.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine import Studio
+from ..generation.batch_cache import CacheLayoutError
 from ..models.manager import LoadedModel
 from ..models.registry import Variant
 from ..text.prompts import PromptError, encode, render
@@ -31,6 +34,7 @@ from .exams import Question, Unaskable
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 from .prompt import PromptStyle, exam_parts
 from .results import new_record
+from .shared_prompt import option_logprobs
 
 CHOICES = ("letter", "text")
 BATCH_ROWS = 16  # rows per forward pass when several questions are scored together
@@ -94,8 +98,28 @@ def _multi_token(candidate: _Candidate) -> bool:
     return any(len(ids) > 1 for ids in candidate.continuations.values())
 
 
-def _scores(loaded: LoadedModel, candidates: list[_Candidate]) -> list[dict[str, tuple[float, int]]]:
-    """(summed log-probability, tokens) of every option, for every candidate, in one forward pass."""
+Scores = dict[str, tuple[float, int]]  # option -> (summed log-probability, tokens)
+
+
+def _scores(loaded: LoadedModel, candidates: list[_Candidate], shared_prompt: bool) -> list[Scores]:
+    """Every candidate's option scores: each prompt run once and its options scored from its cache
+    (``shared_prompt``), else, or where the model's cache cannot repeat rows, each option a full row."""
+    if not shared_prompt:
+        return _full_row_scores(loaded, candidates)
+    prompts = [(c.prompt_ids, c.adapter) for c in candidates]
+    try:
+        tokens = option_logprobs(loaded, prompts, [list(c.continuations.values()) for c in candidates])
+    except CacheLayoutError:
+        return _full_row_scores(loaded, candidates)
+    return [
+        {letter: (sum(values), len(values)) for letter, values in zip(c.continuations, scored, strict=True)}
+        for c, scored in zip(candidates, tokens, strict=True)
+    ]
+
+
+def _full_row_scores(loaded: LoadedModel, candidates: list[_Candidate]) -> list[Scores]:
+    """Every option's scores from one forward pass over full rows: the prompt alone when every option is one
+    token (the last position scores them all), else one row of prompt + option per option."""
     if not any(_multi_token(c) for c in candidates):
         logprobs = forward_logprobs(loaded, [(c.prompt_ids, c.adapter) for c in candidates], keep=1)
         return [
@@ -131,7 +155,7 @@ def rotated(question: Question, shift: int) -> Question:
     return replace(question, options=dict(zip(letters, texts, strict=True)), answer=answer)
 
 
-def _record(candidate: _Candidate, scores: dict[str, tuple[float, int]], style: PromptStyle, choice: str) -> dict:
+def _record(candidate: _Candidate, scores: Scores, style: PromptStyle, choice: str) -> dict:
     """acc's pick (harness: the highest log-likelihood; paper: per token), acc_norm's (per byte), probabilities."""
     logliks = {letter: total for letter, (total, _) in scores.items()}
     if style.style == "harness":
@@ -219,11 +243,12 @@ def _prepare(
     return loaded, [c for model, c in prepared if model is loaded and c.variant_id not in outcomes[c.asked][1]]
 
 
-def _batches(candidates: list[_Candidate], rows: int) -> list[list[_Candidate]]:
-    """Candidates in forward passes of about ``rows`` rows (a question's candidates are never split)."""
+def _batches(candidates: list[_Candidate], rows: int, shared_prompt: bool) -> list[list[_Candidate]]:
+    """Candidates in forward passes of about ``rows`` prompts, or full rows (a question's candidates are never
+    split)."""
     batches: list[list[_Candidate]] = [[]]
     for candidate in candidates:
-        size = sum(len(c.continuations) if _multi_token(c) else 1 for c in batches[-1])
+        size = sum(len(c.continuations) if _multi_token(c) and not shared_prompt else 1 for c in batches[-1])
         if batches[-1] and batches[-1][-1].asked != candidate.asked and size >= rows:
             batches.append([])
         batches[-1].append(candidate)
@@ -231,16 +256,25 @@ def _batches(candidates: list[_Candidate], rows: int) -> list[list[_Candidate]]:
 
 
 def loglik_many(
-    studio: Studio, asked: list[Asked], variant_ids: list[str], choice: str = "letter", rotate: bool = False
+    studio: Studio,
+    asked: list[Asked],
+    variant_ids: list[str],
+    choice: str = "letter",
+    rotate: bool = False,
+    shared_prompt: bool = True,
 ) -> list[Outcome]:
-    """``loglik_records`` for several questions, their rows batched into forward passes of ``BATCH_ROWS``."""
+    """``loglik_records`` for several questions, their prompts batched into forward passes of ``BATCH_ROWS``.
+
+    ``shared_prompt=False`` scores every option as a full row (prompt + option, ``BATCH_ROWS`` rows a pass),
+    the path before the shared prompt: the benchmark's yardstick, and the tests' reference.
+    """
     outcomes: list[Outcome] = [({}, {}) for _ in asked]
     for group in studio.group_by_base(variant_ids):
         loaded, candidates = _prepare(studio, asked, group, choice, rotate, outcomes)
-        scored: list[tuple[_Candidate, dict[str, tuple[float, int]]]] = []
-        for batch in _batches(candidates, BATCH_ROWS):
+        scored: list[tuple[_Candidate, Scores]] = []
+        for batch in _batches(candidates, BATCH_ROWS, shared_prompt):
             try:
-                scored += zip(batch, _scores(loaded, batch), strict=True)
+                scored += zip(batch, _scores(loaded, batch, shared_prompt), strict=True)
             except Exception as error:  # a failed batch fails its variants, not the other groups
                 for c in batch:
                     outcomes[c.asked][1][c.variant_id] = f"{type(error).__name__}: {error}"

@@ -9,12 +9,16 @@ cache, all on whole rows and all exact (no row's keys or values change, so its a
 - ``trim``: columns that every remaining row masks (the padding of rows that left) are dropped, so a
   long-running batch does not attend over ever more padding.
 
+``selected`` copies some rows, repeated at will, into a new batch: log-likelihood scoring runs a prompt
+once and scores each of its options on a copy of its row.
+
 Positions are each row's own count of real tokens, never the cache's length: LLaMA's rotary
 embeddings are applied before keys are cached, so a row keeps its positions when it moves.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +57,14 @@ class BatchCache:
         for layer in _layers(self.cache):
             layer.keys, layer.values = layer.keys[index], layer.values[index]
         self.trim()
+
+    def selected(self, rows: list[int]) -> BatchCache:
+        """A new batch of ``rows`` (indices into this one, a row may come several times); this one is unchanged."""
+        cache = copy.copy(self.cache)
+        cache.layers = [copy.copy(layer) for layer in _layers(self.cache)]  # keep() replaces their tensors
+        batch = BatchCache(cache, self.mask)
+        batch.keep(rows)
+        return batch
 
     def trim(self) -> None:
         """Drop leading columns that every row masks."""
