@@ -7,11 +7,11 @@ import csv
 from dataclasses import replace
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, Trainer
 
-from finetune.data import prepare
+from finetune.data import Collator, prepare
 from finetune.eos_probe import EosProbe
-from finetune.train import run
+from finetune.train import EVAL_BATCH, evaluate, run, training_arguments
 from medalpaca_core.models.loading import load_tokenizer
 from tests.finetune.test_train import tiny_config
 
@@ -45,3 +45,23 @@ def test_a_length_grouped_run_logs_the_probe_at_every_evaluation(tmp_path, tiny_
     assert result.eos_prob_before == float(evaluations[0]["val_eos_prob"])
     assert result.eos_prob_after == float(evaluations[-1]["val_eos_prob"])
     assert "P(EOS) after the gold answer" in (result.output_dir / "README.md").read_text()
+
+
+def test_the_validation_loss_is_the_same_in_batches_as_one_example_at_a_time(tmp_path, tiny_dir):
+    """Validation runs several examples per pass, yet every example still weighs the same (the mean of
+    each example's token loss), as when transformers evaluated them one by one."""
+    tokenizer = load_tokenizer(str(tiny_dir))
+    config = tiny_config(tiny_dir, tmp_path / "out", "lora")
+    data = prepare(config.data, tokenizer)
+    assert len(data.validation) % EVAL_BATCH, "a last, shorter batch is part of the check"
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_dir), dtype=torch.float32)
+    args = training_arguments(config, resuming=False)
+    collator = Collator(tokenizer.pad_token_id)
+    one_by_one = Trainer(
+        model=model,
+        args=replace(args, per_device_eval_batch_size=1),
+        eval_dataset=data.validation,
+        data_collator=collator,
+    ).evaluate()["eval_loss"]
+    assert args.per_device_eval_batch_size == EVAL_BATCH > 1
+    assert abs(evaluate(model, args, data, collator) - one_by_one) < 1e-5

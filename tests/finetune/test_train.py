@@ -183,9 +183,11 @@ def test_resume_continues_from_the_checkpoint_without_repeating(tiny_dir, tmp_pa
 
     batches: list[tuple] = []
     original = Collator.__call__
+    config = tiny_config(tiny_dir, tmp_path / "reference", "lora", max_steps=4, save_steps=2)
+    validation = {tuple(e["input_ids"]) for e in prepare(config.data, load_tokenizer(str(tiny_dir))).validation}
 
     def recording(self, features):
-        if len(features) > 1:  # training micro-batches; evaluation runs one example at a time
+        if tuple(features[0]["input_ids"]) not in validation:  # training micro-batches, not validation batches
             batches.append(tuple(tuple(f["input_ids"]) for f in features))
         return original(self, features)
 
@@ -200,7 +202,6 @@ def test_resume_continues_from_the_checkpoint_without_repeating(tiny_dir, tmp_pa
         def on_train_begin(self, args, state, control, **kwargs):
             started.append(state.global_step)
 
-    config = tiny_config(tiny_dir, tmp_path / "reference", "lora", max_steps=4, save_steps=2)
     reference = run(config)
     uninterrupted = batches[:8]  # 4 steps x 2 micro-batches (accelerate's loader also reads one batch ahead)
 
