@@ -8,11 +8,13 @@ report: one unavailable offline, one whose adapter file is corrupt (it fails whi
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -92,6 +94,20 @@ def wait_until(condition, timeout_s: float, step_s: float = 0.02) -> float:
         assert time.perf_counter() - started < timeout_s, f"not within {timeout_s} s"
         time.sleep(step_s)
     return time.perf_counter() - started
+
+
+def ready(url: str) -> bool:
+    """Whether the app at ``url`` answers (its config), for a test that waits for a server it started."""
+    try:
+        return httpx.get(f"{url}/config", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def serving(url: str, process: subprocess.Popen, log: Path) -> bool:
+    """``ready``, but a process that ended fails the wait at once, with the tail of its ``log``."""
+    assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+    return ready(url)
 
 
 def streamed(job, condition, timeout_s: float = 120) -> list:

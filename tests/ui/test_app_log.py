@@ -32,7 +32,7 @@ from medalpaca_core.evaluation.folder_cache import FolderCache
 from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.runtime.paths import PROJECT_ROOT, public_paths
 from medalpaca_core.serving.ratelimit import RateLimit, RateLimiter
-from tests.app_server import ECHO, SHORT
+from tests.app_server import ECHO, SHORT, wait_until
 from tests.held import FREE_PASSES, HeldQuestions
 from ui.http.guard import MAX_LINE_CHARS, MAX_RECORD_CHARS, BoundedFormatter
 from ui.tabs.evaluate import EvaluateTab
@@ -208,14 +208,6 @@ def held_questions(monkeypatch) -> Iterator[HeldQuestions]:
     held.release()
 
 
-def wait_for(condition, timeout_s: float = 120) -> None:
-    """Polls ``condition`` until it holds; ``timeout_s`` only bounds a hang."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s"
-        time.sleep(0.02)
-
-
 def evaluation_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "medalpaca-evaluate"]
 
@@ -245,7 +237,7 @@ def test_a_client_that_leaves_cancels_its_evaluation(tiny_app, held_questions):
     with raw_event(url, "evaluate", [["tiny-lora-2"], "sample", None, "loglik", None]) as messages:
         next(m for m in messages if m.get("msg") == "process_starts")
         assert held_questions.reached.wait(120)
-    wait_for(lambda: not evaluation_threads())  # held: only the client's leaving can end it
+    wait_until(lambda: not evaluation_threads(), 120)  # held: only the client's leaving can end it
     assert len(held_questions.passes) == FREE_PASSES + 1  # no question asked after the client left
 
 

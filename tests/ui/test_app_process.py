@@ -13,12 +13,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from gradio_client import Client
 
@@ -27,7 +25,7 @@ from medalpaca_core.arena.votes import ALL_BAD, VOTES_FILE, VoteStorageError, Vo
 from medalpaca_core.generation.answers import Answer
 from medalpaca_core.generation.settings import PRESETS
 from medalpaca_core.runtime.paths import PROJECT_ROOT
-from tests.app_server import ECHO, compare, free_port, vote
+from tests.app_server import ECHO, compare, free_port, serving, vote, wait_until
 
 SECRET_TOKEN = "hf_reliabilityTestSecretToken0123456789"
 PRIVATE_QUESTION = "My neighbour Jane Doe, born 1970-01-02, has chest pain"
@@ -52,15 +50,7 @@ def app_process(tiny_dir: Path, adapters: list[Path], home: Path, model_dir: str
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "the app did not start"
-            try:
-                if httpx.get(f"{url}/config", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
+        wait_until(lambda: serving(url, process, log), STARTUP_S, step_s=0.5)
         yield process, url
     finally:
         if process.poll() is None:

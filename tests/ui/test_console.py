@@ -12,14 +12,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 from gradio_client import Client
 
 from medalpaca_core.runtime.paths import PROJECT_ROOT
-from tests.app_server import free_port
+from tests.app_server import free_port, serving, wait_until
 
 STARTUP_S = 300
 QUESTION = "What are the symptoms of diabetes?"
@@ -44,23 +42,13 @@ def served_comparison(home: Path, log: Path) -> None:
         )
     url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}"
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while not ready(url):
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.5)
+        wait_until(lambda: serving(url, server, log), STARTUP_S, step_s=0.5)
         client = Client(url, verbose=False)
         variants = ["smol-base", "medalpaca-smol-lora", "smol-nf4"]
         client.predict(variants, QUESTION, "", **SETTINGS, api_name="/compare")
     finally:
         server.terminate()
         server.wait(timeout=60)
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/config", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def test_make_demo_prints_only_the_projects_own_lines(tmp_path):
