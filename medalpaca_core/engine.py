@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .generation.answers import Answer, Prompt, Status
+from .generation.answers import Answer, Prompt, Status, Unaskable
 from .generation.decoding import Row
 from .generation.scheduler import BatchScheduler, SchedulerConfig, Schedulers
 from .generation.settings import PRESETS, GenerationSettings
@@ -36,17 +36,28 @@ from .models.selection import (
     variant_choices,
 )
 from .runtime.hosting import gpu
-from .text.prompts import DEFAULT_INSTRUCTION, PromptError, PromptParts, encode, fit_prompt, validate_parts
+from .text.prompts import (
+    DEFAULT_INSTRUCTION,
+    VISITOR_LIMITS,
+    InputLimits,
+    PromptError,
+    PromptParts,
+    encode,
+    fit_prompt,
+    validate_parts,
+)
 
 
 @dataclass(frozen=True)
 class Request:
     """One variant asked one prompt. ``raw``: the question is the model's whole input, already in the variant's
-    template (the OpenAI API's completions); the answer is still cut at the template's markers."""
+    template (the OpenAI API's completions); the answer is still cut at the template's markers. ``limits``: a
+    visitor's input caps, unless an operator's own data is asked (an evaluation's questions)."""
 
     variant_id: str
     parts: PromptParts
     raw: bool = False
+    limits: InputLimits = VISITOR_LIMITS
 
 
 def fit_raw(template: str, text: str, tokenizer: Any, window: int, max_new_tokens: int) -> tuple[list[int], bool]:
@@ -201,7 +212,7 @@ class Studio:
         variants = {request.variant_id: self.variant(request.variant_id) for request in requests}
         self.require_available(variants)
         for request in requests:
-            validate_parts(request.parts)
+            validate_parts(request.parts, request.limits)
         # on a ZeroGPU Space the whole run, its threads included, happens in the GPU worker; elsewhere a no-op
         return gpu(self._stream)(requests, variants, settings, cancel or threading.Event())
 
@@ -290,7 +301,8 @@ class Studio:
                     variant.template, prompt, loaded.tokenizer, loaded.context_window, settings.max_new_tokens
                 )
             except Exception as error:  # this variant fails; the rest of its group goes on
-                updates.put(Answer(variant.id, status=Status.ERROR, error=str(error)))
+                why = Unaskable(error) if isinstance(error, PromptError) else str(error)  # the prompt's fault: too long
+                updates.put(Answer(variant.id, status=Status.ERROR, error=why))
                 continue
             rows.append(Row(variant.id, ids, adapter, variant.template, truncated))
         return loaded, rows

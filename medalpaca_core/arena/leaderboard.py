@@ -11,6 +11,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from ..runtime.charts import themed
+from ..text.plural import counted
 from .ratings import BASE_RATING, Leaderboard, Rating
 
 HEADERS = ["variant", "rating", "95% interval", "votes", "win rate"]
@@ -19,6 +20,11 @@ MIN_VOTES = 5  # votes that showed a variant before its rating is shown
 
 def rated(rating: Rating) -> bool:
     return rating.votes >= MIN_VOTES
+
+
+def any_rated(board: Leaderboard) -> bool:
+    """Whether the chart has anything to show: a variant with ``MIN_VOTES`` votes."""
+    return any(rated(rating) for rating in board.ratings)
 
 
 def rows(board: Leaderboard) -> list[list[str]]:
@@ -44,8 +50,8 @@ def text_table(board: Leaderboard) -> str:
 
 @themed
 def chart(board: Leaderboard, title: str = "Ratings (Bradley–Terry, 95% bootstrap intervals)") -> Figure:
-    """Ratings as points with interval bars, best at the top, for the variants with ``MIN_VOTES`` votes; with none
-    the chart is empty and says so."""
+    """Ratings as points with interval bars, best at the top, for the variants with ``MIN_VOTES`` votes, each named
+    with its count of votes; with none the chart is empty and says so."""
     ratings = [rating for rating in reversed(board.ratings) if rated(rating)]
     figure = Figure(figsize=(7.0, 1.2 + 0.45 * max(1, len(ratings))), dpi=100)
     axes = figure.add_subplot()
@@ -54,7 +60,7 @@ def chart(board: Leaderboard, title: str = "Ratings (Bradley–Terry, 95% bootst
     errors = [[r.rating - r.ci_low for r in ratings], [r.ci_high - r.rating for r in ratings]]
     axes.errorbar(values, positions, xerr=errors, fmt="o", capsize=4, color="#0f766e")
     axes.axvline(BASE_RATING, color="grey", linestyle="--", linewidth=1)
-    axes.set_yticks(list(positions), [r.variant for r in ratings])
+    axes.set_yticks(list(positions), [f"{r.variant} ({counted(r.votes, 'vote')})" for r in ratings])
     axes.set_xlabel("rating (mean 1000; 400 points = 10:1 odds)")
     empty = f"No ratings yet: a variant is rated after {MIN_VOTES} votes"
     axes.set_title(title if ratings else empty, fontsize="medium")

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..text.plural import counted
 from .leaderboard import text_table
 from .ratings import FitSettings, leaderboard
 from .votefile import VOTER_NOTE, read_jsonl, write_jsonl
@@ -61,5 +62,5 @@ def cmd_export_votes(args: argparse.Namespace) -> int:
             count = write_jsonl(records, stream)
     else:
         count = write_jsonl(records, sys.stdout)
-    print(f"{count} votes exported. {VOTER_NOTE}", file=sys.stderr)
+    print(f"{counted(count, 'vote')} exported. {VOTER_NOTE}", file=sys.stderr)
     return 0

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from ..engine import Request, Studio
 from ..generation.answers import Answer, FinishReason
 from ..generation.settings import PRESETS
+from ..text.prompts import OPERATOR_LIMITS
 from ..text.records import QAPair
 from .eos import eos_probabilities
 from .repetition import MIN_WORDS, repeated_sentence
@@ -109,7 +110,7 @@ def _mean(values: list[float]) -> float:
 def final_answers(studio: Studio, variant_ids: list[str], pair: QAPair, config: AnswersConfig) -> dict[str, Answer]:
     """Every variant's finished answer to ``pair``'s question: greedy, no guard, variants on one base batched."""
     settings = replace(PRESETS["greedy"], max_new_tokens=config.max_new_tokens, repetition_penalty=1.0)
-    requests = [Request(variant_id, pair.parts()) for variant_id in variant_ids]
+    requests = [Request(variant_id, pair.parts(), limits=OPERATOR_LIMITS) for variant_id in variant_ids]
     return deque(studio.stream_requests(requests, settings), maxlen=1)[0]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..engine import Studio
 from ..generation.settings import PRESETS
 from ..text.grounding import Grounding, ground
+from ..text.plural import counted
 from ..text.records import QAPair
 from .answers import AnswersConfig, answer_quality, answers_table
 from .exams import BUNDLED_EXAM, Exam
@@ -148,7 +149,7 @@ def _loss_row(studio: Studio, variant_id: str, pairs: list[QAPair], args: argpar
     finally:
         bar.close()
     if loss.skipped:
-        print(f"[{variant_id}] {loss.skipped} pairs did not fit the context window", file=sys.stderr)
+        print(f"[{variant_id}] {counted(loss.skipped, 'pair')} did not fit the context window", file=sys.stderr)
     return loss
 
 
@@ -205,5 +206,6 @@ def cmd_answers(args: argparse.Namespace) -> int:
     failed = {variant_id: row for variant_id, row in report.items() if len(row.answered) < len(row.answers)}
     for variant_id, row in failed.items():
         first = next(answer.error for answer in row.answers if answer.error)
-        print(f"[{variant_id}] {len(row.answers) - len(row.answered)} answers failed, e.g.: {first}", file=sys.stderr)
+        failures = counted(len(row.answers) - len(row.answered), "answer")
+        print(f"[{variant_id}] {failures} failed, e.g.: {first}", file=sys.stderr)
     return 1 if failed else 0

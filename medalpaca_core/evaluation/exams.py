@@ -38,11 +38,6 @@ class ExamError(ValueError):
     """An exam file that cannot be used; the message names the file and, where known, the question."""
 
 
-class Unaskable(str):
-    """Why one question cannot be asked of a variant (its prompt does not fit): that question is skipped with this
-    reason and the run goes on, unlike any other failure, which ends the variant's run."""
-
-
 @dataclass(frozen=True)
 class Question:
     """One multiple-choice question; ``number`` is 1-based within its file, as in the solutions."""

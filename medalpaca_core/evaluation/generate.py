@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..engine import Request, Studio
-from ..generation.answers import FinishReason, Status
+from ..generation.answers import FinishReason, Status, Unaskable
 from ..generation.settings import PRESETS, GenerationSettings
-from ..text.prompts import PromptError, render
-from .exams import Question, Unaskable
+from ..text.prompts import OPERATOR_LIMITS, PromptError, render
+from .exams import Question
 from .prompt import exam_parts
 from .results import new_record
 from .scoring import parse_letter
@@ -83,10 +83,10 @@ def generate_records(
     errors: dict[str, str] = {}
     pending = list(variant_ids)
     for attempt in range(config.retries + 1):
-        requests = [Request(v, parts) for v in pending]
+        requests = [Request(v, parts, limits=OPERATOR_LIMITS) for v in pending]  # the exam's questions, uncapped
         try:
             answers = _final_answers(studio, requests, config.attempt_settings(attempt), cancel)
-        except PromptError as error:  # this question cannot be asked (input limits): skipped, the run goes on
+        except PromptError as error:  # this question cannot be asked (empty, say): skipped, the run goes on
             errors.update(dict.fromkeys(pending, Unaskable(error)))
             break
         for variant_id in pending:

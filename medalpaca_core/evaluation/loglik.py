@@ -25,12 +25,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine import Studio
+from ..generation.answers import Unaskable
 from ..generation.batch_cache import CacheLayoutError
 from ..models.manager import LoadedModel
 from ..models.registry import Variant
 from ..text.prompts import PromptError, encode, render
 from . import harness
-from .exams import Question, Unaskable
+from .exams import Question
 from .forward import continuation_ids, forward_logprobs, target_logprobs
 from .prompt import PromptStyle, exam_parts
 from .results import new_record

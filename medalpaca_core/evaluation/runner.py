@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Studio
+from ..generation.answers import Unaskable
 from ..models.paper import load_paper_table
 from ..runtime.paths import data_dir
+from ..text.plural import counted
 from ..text.prompts import PromptError
-from .exams import Exam, ExamError, Question, Unaskable
+from .exams import Exam, ExamError, Question
 from .generate import GenerateConfig, generate_records
 from .loglik import CHOICES, loglik_many, loglik_records
 from .prompt import PROMPT_STYLES, PromptStyle
@@ -169,7 +171,9 @@ def formats_markdown(exam: Exam) -> str:
     """Each task's file and detected format, and the rows skipped (counted, never silent)."""
     lines = []
     for step, info in exam.tasks.items():
-        skipped = f"; {len(info.skipped)} rows skipped ({', '.join(info.skipped[:3])})" if info.skipped else ""
+        skipped = (
+            f"; {counted(len(info.skipped), 'row')} skipped ({', '.join(info.skipped[:3])})" if info.skipped else ""
+        )
         lines.append(f"- {step}: {info.file}, {info.description}{skipped}")
     return "\n".join(["Formats:", *lines]) + "\n" if lines else ""
 

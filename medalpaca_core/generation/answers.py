@@ -8,6 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..text.plural import counted
+
+
+class Unaskable(str):
+    """An answer's error that is its question's, not the model's: the prompt does not fit the model's context window.
+    An evaluation skips that question with this reason and goes on, unlike any other failure, which ends the
+    variant's run."""
+
 
 class Status(StrEnum):
     """Where an answer is; compares equal to its value, so stored and exported answers keep plain strings."""
@@ -52,7 +60,7 @@ class Stats:
         ttft = f"{self.ttft_s:.2f} s" if self.ttft_s is not None else "-"
         parts = [
             f"first token {ttft}",
-            f"{self.new_tokens} tokens",
+            counted(self.new_tokens, "token"),
             f"{self.tokens_per_s:.1f} tok/s",
             f"wall {self.wall_s:.1f} s",
             f"{self.memory_bytes / 1024**2:.0f} MB ({self.quantization})" if memory else self.quantization,

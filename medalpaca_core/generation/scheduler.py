@@ -36,6 +36,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from ..text.plural import counted
 from .answers import Answer
 from .batch_cache import BatchCache
 from .batch_row import LiveRow, Ticket
@@ -90,7 +91,7 @@ class BatchScheduler:
         with self._lock:
             if len(self._waiting) + len(live) > self.config.max_waiting:
                 raise SchedulerBusy(
-                    f"The server is busy: {len(self._waiting)} answers wait for this model already "
+                    f"The server is busy: {counted(len(self._waiting), 'answer')} waiting for this model already "
                     f"(at most {self.config.max_waiting}). Try again shortly."
                 )
             self._waiting.extend(live)

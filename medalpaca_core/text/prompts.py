@@ -133,17 +133,29 @@ MAX_QUESTION_CHARS = 4_000
 MAX_CONTEXT_CHARS = 32_000
 
 
-def validate_parts(parts: PromptParts) -> PromptParts:
-    """Server-side input limits: a clear error rather than a minute of tokenizing a megabyte."""
+@dataclass(frozen=True)
+class InputLimits:
+    """The longest question and context taken, in characters (None: no cap but the model's context window)."""
+
+    question_chars: int | None = MAX_QUESTION_CHARS
+    context_chars: int | None = MAX_CONTEXT_CHARS
+
+
+VISITOR_LIMITS = InputLimits()  # what a visitor sends (the page, the API): a clear error, not a megabyte tokenized
+OPERATOR_LIMITS = InputLimits(None, None)  # an operator's own data (a benchmark file on the command line)
+
+
+def validate_parts(parts: PromptParts, limits: InputLimits = VISITOR_LIMITS) -> PromptParts:
+    """Server-side input checks: text, a question, and within ``limits``."""
     for name in ("question", "context", "instruction", "response_prefix"):
         if not isinstance(getattr(parts, name), str):
             raise PromptError(f"The {name} must be text, not {type(getattr(parts, name)).__name__}")
     if not parts.question.strip():
         raise PromptError("The question is empty: type a question to ask the model")
-    if len(parts.question) > MAX_QUESTION_CHARS:
-        raise PromptError(f"The question is {len(parts.question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
-    if len(parts.context) > MAX_CONTEXT_CHARS:
-        raise PromptError(f"The context is {len(parts.context):,} characters; the limit is {MAX_CONTEXT_CHARS:,}")
+    for name, limit in [("question", limits.question_chars), ("context", limits.context_chars)]:
+        length = len(getattr(parts, name))
+        if limit is not None and length > limit:
+            raise PromptError(f"The {name} is {length:,} characters; the limit is {limit:,}")
     return parts
 
 

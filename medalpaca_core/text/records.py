@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime import hub
+from .plural import counted
 from .prompts import DEFAULT_INSTRUCTION, PromptParts
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def problem_report(problems: list[str]) -> str:
     lines = problems[:SHOWN_PROBLEMS]
     if len(problems) > SHOWN_PROBLEMS:
         lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more")
-    return f"{len(problems)} malformed records:\n  " + "\n  ".join(lines)
+    return f"{counted(len(problems), 'malformed record')}:\n  " + "\n  ".join(lines)
 
 
 def load_records(sources: list[Source], seed: int = 0, skip_malformed: bool = False) -> Records:

@@ -124,7 +124,7 @@ def test_leaderboard_rows_and_chart():
     low, high = (float(x) for x in rows(board)[0][2].split(" to "))
     assert low <= float(rows(board)[0][1]) <= high
     axes = chart(board).axes[0]
-    assert [label.get_text() for label in axes.get_yticklabels()] == ["b", "a"]  # best at the top
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["b (8 votes)", "a (8 votes)"]  # best at the top
     assert chart(leaderboard([])).axes[0].get_title() == "No ratings yet: a variant is rated after 5 votes"
 
 
@@ -133,4 +133,4 @@ def test_a_variant_is_rated_only_after_a_few_votes_and_its_row_says_how_many_it_
     by_variant = {row[0]: row for row in rows(board)}
     assert by_variant["b"][1:4] == ["–", "after 5 votes", "4"] and by_variant["c"][1:4] == ["–", "after 5 votes", "1"]
     assert by_variant["a"][1] != "–" and " to " in by_variant["a"][2] and by_variant["a"][3] == "5"
-    assert [label.get_text() for label in chart(board).axes[0].get_yticklabels()] == ["a"]
+    assert [label.get_text() for label in chart(board).axes[0].get_yticklabels()] == ["a (5 votes)"]

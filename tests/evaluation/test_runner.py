@@ -32,9 +32,9 @@ from medalpaca_core.generation.settings import GenerationSettings
 from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.models.registry import UnavailableVariantError, Variant
 from medalpaca_core.serving.ratelimit import RateLimiter
-from medalpaca_core.text.prompts import render
+from medalpaca_core.text.prompts import MAX_QUESTION_CHARS, render
 from medalpaca_core.text.records import QAPair
-from tests.tiny import train_tiny
+from tests.tiny import build_tiny_llama, train_tiny
 
 EXAM = load_exam(BUNDLED_EXAM)
 TRAINED_ON = [q for q in EXAM.questions if q.step == "step1"][:8]  # the other steps are held out
@@ -313,6 +313,28 @@ def test_cli_scores_every_question_that_fits_and_skips_the_others_with_reasons(s
     document = json.loads((out / "results.json").read_text())
     assert len(document["runs"]["tiny | loglik"]["records"]) == 6
     assert set(document["skipped"]) == {f"mmlu_college_medicine/{number}" for number in long}
+
+
+def test_cli_generate_mode_scores_questions_over_the_pages_cap(studio, tiny_registry, tiny_dir, tmp_path, monkeypatch):
+    """Generate mode has no character cap either: the ~4,800-character passages are scored by a model whose context
+    window holds them, and skipped one by one (the rest scored) by the tiny one, whose 512 tokens do not."""
+    wide = build_tiny_llama(tmp_path / "wide", str(tiny_dir), max_position_embeddings=2048)
+    tiny_registry.add(Variant(id="tiny-wide", label="tiny, 2,048 tokens", base=str(wide), dtype="float32"))
+    monkeypatch.setattr(commands, "Studio", lambda: studio)
+    exam = tmp_path / "college_medicine_test.csv"
+    long = mmlu_csv(exam, short=2, long=2)
+    assert len(load_exam(exam).questions[-1].text) > MAX_QUESTION_CHARS
+    for variant in ("tiny-wide", "tiny"):
+        arguments = ["--variant", variant, "--mode", "generate", "--exam", str(exam), "--max-new-tokens", "4"]
+        assert cli.main(["eval", *arguments, "--output", str(tmp_path / variant)]) == 0
+        document = json.loads((tmp_path / variant / "results.json").read_text())
+        scored = set(document["runs"][f"{variant} | generate"]["records"])
+        skipped = set(document["skipped"])
+        if variant == "tiny-wide":
+            assert len(scored) == 4 and not skipped, (scored, skipped)
+        else:
+            assert len(scored) == 2 and skipped == {f"mmlu_college_medicine/{n}" for n in long}, (scored, skipped)
+            assert all("context window of 512 tokens" in why for why in document["skipped"].values()), document
 
 
 def test_the_page_skips_questions_over_its_cap_and_scores_the_rest(studio, tmp_path, monkeypatch):
