@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -28,6 +29,7 @@ from ui.tabs.chat import build_chat_tab
 from ui.tabs.compare import build_compare_tab
 from ui.tabs.evaluate import MAX_UPLOAD_FILES, build_evaluate_tab
 from ui.tabs.models import build_models_tab
+from ui.views.pickers import PICKER_CLASS, refuse_unavailable
 
 TITLE = "MedAlpaca Studio"
 INTRO = (
@@ -50,12 +52,17 @@ CSS = """
 .hint, .answer-status { font-size: 0.9em; opacity: 0.85; }
 .run-status { min-height: 1.6em; }
 .answer textarea { font-size: 0.95em; line-height: 1.45; }
-/* Answers as formatted text (medalpaca_core.answer_markdown), the plain text's box behind "Plain text";
-   fixed heights keep every column's status, notes and prompt rows level with its neighbours'. */
+/* The answer columns share one grid (CSS subgrid): each row of a column (name, answer, status, notes, prompt) is as
+   tall as the tallest of that row across the columns, so every row starts level with its neighbours' however long
+   a status line or a note is. On a phone the grid has one column and the columns stack. */
+#compare-answers { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); align-items: start; }
+#compare-answers > .answer-column { display: grid; grid-row: span 5; grid-template-rows: subgrid; }
+/* Answers as formatted text (medalpaca_core.answer_markdown), the plain text's box behind "Plain text"; a fixed
+   height, so that the rows under it do not move while the answers stream. */
 #compare-answers .answer textarea, #compare-answers.plain .answer-md { display: none; }
 #compare-answers.plain .answer textarea { display: block; }
 .answer-md { height: 18em; overflow-y: auto; padding: 4px 12px; border: 1px solid var(--border-color-primary);
-  border-radius: var(--radius-lg); font-size: 0.95em; }
+  border-radius: var(--radius-lg); font-size: 0.95em; overflow-wrap: anywhere; }  /* a long "word" wraps in its box */
 .answer-md .answer-md { height: auto; overflow: visible; padding: 0; border: none; }  /* Gradio nests the class */
 .answer-status { min-height: 4.2em; }
 #compare-question textarea { min-height: 4.2em; }  /* a one-line box (Enter submits) that looks like room to write */
@@ -76,7 +83,10 @@ def build_demo(studio: Studio | None = None, limiter: RateLimiter | None = None)
     by every endpoint that runs a model) to MEDALPACA_RATE_LIMIT."""
     studio = studio or Studio()
     limiter = limiter or RateLimiter.from_env()
-    with GuardedBlocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
+    checks = {PICKER_CLASS: partial(refuse_unavailable, studio)}  # an API call naming one is told why, by name
+    with GuardedBlocks(
+        title=TITLE, analytics_enabled=False, delete_cache=(3600, 24 * 3600), value_checks=checks
+    ) as demo:
         gr.Markdown(INTRO)
         notice = persistence_notice()
         if notice:

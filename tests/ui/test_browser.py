@@ -124,6 +124,21 @@ def test_compare_streams_every_column_and_shows_html_as_text(page):
     assert not xss_ran(page)
 
 
+def test_stop_is_off_while_idle_and_ends_a_run_from_the_page(page, held_answers):
+    """Stop is disabled until a run starts, stops that run (held: it is still going, however fast the machine) with
+    its text kept, and is disabled again when the run is over."""
+    stop = page.locator("#compare-stop")
+    assert stop.is_disabled()  # nothing runs yet
+    page.fill("#compare-question textarea", "What are the symptoms of diabetes?")
+    page.click("#compare-submit")
+    page.wait_for_function("document.querySelector('#compare-run-status').innerText.includes('Generating')")
+    assert held_answers.reached.wait(TIMEOUT_MS / 1000), "the run was never held"
+    stop.click()
+    page.wait_for_function("document.querySelector('#compare-run-status').innerText.includes('Stopped by you')")
+    page.wait_for_function("document.querySelector('#compare-stop').disabled")
+    assert all(box.input_value().strip() for box in page.locator(".answer-column:visible .answer textarea").all())
+
+
 def test_enter_submits_the_question_and_shift_enter_breaks_the_line(page):
     pick(page, "#compare-variants", "echo")  # echo answers with the question it received
     page.click("#compare-question textarea")

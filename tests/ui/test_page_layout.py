@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_browser import ARTIFACTS, browser, opened  # noqa: F401 (the browser fixture)
+from tests.ui.test_browser import ARTIFACTS, browser, opened, pick  # noqa: F401 (the browser fixture)
 
 pytest_plugins = ["tests.app_server"]  # the tiny_app fixture
 pytestmark = pytest.mark.browser
@@ -66,3 +66,30 @@ def test_phone_stacks_the_inputs_and_keeps_submit_and_the_answers_close(browser,
         headers = page.locator("#leaderboard-table thead th").all()
         assert headers and all(header.bounding_box()["x"] + header.bounding_box()["width"] <= 390 for header in headers)
         assert all(page.get_by_role("tab", name=tab).is_visible() for tab in TABS)
+
+
+# Per shown answer column, the top of the column and of each row that every column has: status, notes, prompt.
+ROW_TOPS = """() => [...document.querySelectorAll('#compare-answers .answer-column')]
+    .filter(column => column.offsetParent !== null)
+    .map(column => Object.fromEntries(['', ' .answer-status', ' .answer-notes', ' .answer-prompt'].map(row => {
+        const element = row ? column.querySelector(row.trim()) : column;
+        const shown = element && element.offsetParent !== null;
+        return [row.trim() || 'column', shown ? element.getBoundingClientRect().top : null];
+    })))"""
+
+
+def test_the_answer_columns_rows_line_up(browser, tiny_app):  # noqa: F811 (the fixture)
+    """Side by side, columns whose status lines and notes differ in length (one failed, with a long message) still
+    start their status, notes and prompt rows at the same height."""
+    with opened(browser, tiny_app[0]) as page:
+        page.set_viewport_size(SIZES["desktop"])
+        pick(page, "#compare-variants", "broken")  # its column holds an error message, longer than any status
+        run_comparison(page)
+        page.wait_for_function("document.querySelector('#compare-run-status').innerText.includes('1 failed')")
+        page.get_by_text("Prompt this model received").first.wait_for()
+        columns = page.evaluate(ROW_TOPS)
+        page.locator("#compare-answers").screenshot(path=str(ARTIFACTS / "compare-columns.png"))
+    assert len(columns) == 4 and len({round(column["column"]) for column in columns}) == 1, columns
+    for row in [".answer-status", ".answer-notes", ".answer-prompt"]:
+        tops = [column[row] for column in columns if column[row] is not None]
+        assert tops and max(tops) - min(tops) <= 1, (row, columns)

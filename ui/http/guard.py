@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gradio as gr
@@ -81,7 +82,22 @@ def _texts(value: Any, depth: int = 0) -> list[str]:
 
 
 class GuardedBlocks(gr.Blocks):
-    """``gr.Blocks`` whose refusals of input are bounded messages (no traceback, no content in the log)."""
+    """``gr.Blocks`` whose refusals of input are bounded messages (no traceback, no content in the log).
+
+    ``value_checks`` maps an elem class to a check of the values sent for components of that class: it runs after
+    the type checks and before Gradio's own (a choice outside the list, say), and refuses with a ``gr.Error``.
+    """
+
+    def __init__(self, *args: Any, value_checks: Mapping[str, Callable[[Any], None]] | None = None, **kwargs: Any):
+        self.value_checks = dict(value_checks or {})
+        super().__init__(*args, **kwargs)
+
+    def check_values(self, components: list[Any], inputs: list[Any]) -> None:
+        for component, value in zip(components, inputs, strict=False):
+            classes = component.elem_classes or []
+            for name in [classes] if isinstance(classes, str) else classes:
+                if name in self.value_checks:
+                    self.value_checks[name](value)
 
     def validate_inputs(self, block_fn: BlockFunction, inputs: list[Any]) -> None:
         """Gradio's own check, without quoting every value it received into the message and the log."""
@@ -97,6 +113,7 @@ class GuardedBlocks(gr.Blocks):
         try:
             self.validate_inputs(block_fn, inputs)
             check_inputs(block_fn.input_parameter_names, block_fn.inputs, inputs)
+            self.check_values(block_fn.inputs, inputs)
             return await super().preprocess_data(block_fn, inputs, state, *args, **kw)
         except gr.Error as error:
             if not error.print_exception:

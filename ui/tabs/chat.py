@@ -29,10 +29,10 @@ from ..views.common import (
     settings_accordion,
     settings_from,
     shown_as_message,
-    unavailable_list,
     user_error,
     while_running,
 )
+from ..views.pickers import PICKER_CLASS, unavailable_list
 
 History = list[tuple[str, str]]
 # Turns a session keeps: older ones seldom fit a prompt beside them, and the history lives in server
@@ -147,6 +147,7 @@ class ChatTab:
             value=defaults[0] if defaults else None,
             label="Variant to chat with",
             elem_id="chat-variant",
+            elem_classes=PICKER_CLASS,
             info="Earlier turns go into the prompt; the oldest are dropped when the context window is full.",
         )
         unavailable_list(self.studio)

@@ -43,15 +43,17 @@ from ..views.common import (
     admit,
     client_address,
     disclaimer,
+    finished,
     paced,
     plain_text,
     settings_accordion,
     settings_from,
     shown_as_message,
-    unavailable_list,
     user_error,
+    while_running,
 )
 from ..views.leaderboard import LeaderboardPanel
+from ..views.pickers import PICKER_CLASS, unavailable_list
 from ..views.share_link import link_query, read_link
 
 # The seed report's two queries: a question with the diabetes context, and one with no context.
@@ -351,6 +353,7 @@ class CompareTab:
             max_choices=MAX_VARIANTS,
             label=f"Variants to compare (1 to {MAX_VARIANTS})",
             elem_id="compare-variants",
+            elem_classes=PICKER_CLASS,
             info="Variants that share a base answer together in one batch. Slow ones are marked.",
         )
         unavailable_list(self.studio)
@@ -382,7 +385,9 @@ class CompareTab:
             submit = gr.Button(
                 "Submit", variant="primary", scale=2, min_width=BUTTON_MIN_WIDTH, elem_id="compare-submit"
             )
-            stop = gr.Button("Stop", variant="stop", scale=1, min_width=BUTTON_MIN_WIDTH, elem_id="compare-stop")
+            stop = gr.Button(
+                "Stop", variant="stop", scale=1, min_width=BUTTON_MIN_WIDTH, interactive=False, elem_id="compare-stop"
+            )
             clear = gr.Button("Clear", scale=1, min_width=BUTTON_MIN_WIDTH)
         gr.Examples(EXAMPLES, [self.question, self.context], label="Examples from the seed report")
         self.controls = controls = settings_accordion()
@@ -406,7 +411,9 @@ class CompareTab:
                     formatted = gr.HTML("", elem_classes="answer-md")
                     status = gr.Markdown("Ready.", elem_classes="answer-status")
                     notes = gr.Markdown("", elem_classes="answer-notes")
-                    with gr.Accordion("Prompt this model received", open=False, visible=False) as details:
+                    with gr.Accordion(
+                        "Prompt this model received", open=False, visible=False, elem_classes="answer-prompt"
+                    ) as details:
                         prompt = gr.Textbox(label="Prompt", lines=6, max_lines=16, interactive=False)
                 slots.append(Slot(column, answer, formatted, status, notes, details, prompt))
         return slots
@@ -442,8 +449,7 @@ class CompareTab:
             api_visibility="private",
             concurrency_limit=None,
         )
-        run = gr.on(
-            [submit.click, self.question.submit],
+        run = while_running(stop, [submit.click, self.question.submit]).then(
             self.compare,
             [variants, self.question, self.context],
             page_outputs,
@@ -453,6 +459,7 @@ class CompareTab:
             concurrency_id="generate",
         )
         run.then(self.choices, None, variants, api_visibility="private", concurrency_limit=None)
+        finished(run, stop)
         stop.click(self.stop, None, None, api_name="stop", concurrency_limit=None)
         cleared = [
             self.question,

@@ -47,9 +47,9 @@ from ..views.common import (
     finished,
     literal_html,
     shown_as_message,
-    unavailable_list,
     while_running,
 )
+from ..views.pickers import PICKER_CLASS, unavailable_list
 
 SAMPLE, SUITE, UPLOAD = "sample", "suite", "upload"
 HARNESS, HARNESS_LABEL = "harness", "loglik, harness prompts (as the Open Medical-LLM Leaderboard)"
@@ -269,6 +269,7 @@ class EvaluateTab:
                     [(f"{v.id} — {v.label}", v.id) for v in studio.variants() if v.id not in unavailable],
                     value=studio.default_variants(count=1),
                     label="Variants",
+                    elem_classes=PICKER_CLASS,
                 )
                 unavailable_list(studio)
                 sample = (

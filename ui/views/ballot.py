@@ -20,6 +20,7 @@ from medalpaca_core.arena.notes import ColumnNotes
 from medalpaca_core.arena.ratings import ALL_BAD, TIE
 from medalpaca_core.arena.votes import answered
 from medalpaca_core.generation.answers import Answer, FinishReason, Prompt, Status
+from medalpaca_core.text.plural import counted
 
 from .common import WAITING, answer_status, ending, literal_html
 
@@ -91,8 +92,8 @@ def run_line(ballot: Ballot, answers: dict[str, Answer], started: float) -> str:
         if any(stopped(answer) for answer in answers.values()):
             who = "your vote" if ballot.voted else "you"
             return f"Stopped by {who} after {elapsed:.1f} s: the answers are kept as far as they got{note}."
-        return f"Finished {len(answers)} answers in {elapsed:.1f} s{note}."
-    return f"Generating {len(answers)} answers… ({elapsed:.1f} s)"
+        return f"Finished {counted(len(answers), 'answer')} in {elapsed:.1f} s{note}."
+    return f"Generating {counted(len(answers), 'answer')}… ({elapsed:.1f} s)"
 
 
 def stopped(answer: Answer) -> bool:

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer, FinishReason, Stats, Status
 from medalpaca_core.generation.settings import KNOBS, PRESETS, GenerationSettings, Knob, SettingsError
 from medalpaca_core.models.registry import UnavailableVariantError, UnknownVariantError
 from medalpaca_core.runtime.paths import public_paths
 from medalpaca_core.serving.clients import client_key
 from medalpaca_core.serving.ratelimit import RateLimited, RateLimiter
+from medalpaca_core.text.plural import counted
 from medalpaca_core.text.prompts import PromptError
 from medalpaca_core.text.visitor import plain_text
 
@@ -40,20 +40,6 @@ T = TypeVar("T")
 
 def disclaimer() -> gr.Markdown:
     return gr.Markdown(DISCLAIMER, elem_classes="disclaimer")
-
-
-def unavailable_list(studio: Studio) -> None:
-    """Under a picker, which offers only what runs here: the variants this machine cannot run, each with why, so
-    that nobody wonders where the paper's models went (and nobody picks one to see it fail)."""
-    reasons = studio.unavailable()
-    if not reasons:
-        return
-    lines = [
-        f"- {literal_html(studio.variant(ident).label)} `{ident}`: {error_html(why)}" for ident, why in reasons.items()
-    ]
-    label = f"Not available here: {len(reasons)} more variants (they need a download or a GPU)"
-    with gr.Accordion(label, open=False, elem_classes="unavailable"):
-        gr.Markdown("\n".join(lines), elem_classes="hint")
 
 
 def literal_html(text: str) -> str:
@@ -113,7 +99,7 @@ def finished_line(stats: Stats, precision: str = "") -> str:
     ttft = f"first token after {stats.ttft_s:.2f} s, " if stats.ttft_s is not None else ""
     parts = [
         f"{mark} {precision}".strip(),
-        f"{stats.new_tokens} tokens",
+        counted(stats.new_tokens, "token"),
         words,
         f"{stats.tokens_per_s:.1f} tok/s",
         f"{ttft}{stats.wall_s:.1f} s in all",
@@ -132,7 +118,7 @@ def answer_status(answer: Answer, precision: str = "") -> str:
         return literal_html(finished_line(answer.stats, precision))
     if answer.status == Status.GENERATING:
         tokens = answer.stats.new_tokens if answer.stats else 0
-        return f"Generating… {tokens} tokens"
+        return f"Generating… {counted(tokens, 'token')}"
     return WAITING[answer.status]
 
 

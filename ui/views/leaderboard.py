@@ -14,10 +14,11 @@ from typing import Any
 
 import gradio as gr
 
-from medalpaca_core.arena.leaderboard import HEADERS, chart, rows
+from medalpaca_core.arena.leaderboard import HEADERS, MIN_VOTES, any_rated, chart, rows
 from medalpaca_core.arena.ratings import RatingError, leaderboard
 from medalpaca_core.arena.votefile import VOTER_NOTE, write_jsonl
 from medalpaca_core.arena.votes import VoteStorageError, VoteStore, votes_of
+from medalpaca_core.text.plural import counted
 
 from .common import literal_html, user_error
 
@@ -31,14 +32,21 @@ EXPLAINED = (
 )
 
 
-def summary(count: int, kind: str, notes: list[str]) -> str:
-    """The sentence above the table: what was rated, from how many votes, and any caveat."""
-    noun = "vote" if count == 1 else "votes"
-    what = f"blind {noun}" if kind == "blind" else f"{noun} cast with the names shown"
+def summary(count: int, kind: str, notes: list[str], charted: bool = True) -> str:
+    """The sentence above the table: what was rated, from how many votes, and any caveat; ``charted``: whether a
+    variant has its rating yet (else a sentence says when ratings and their chart appear, instead of a blank chart)."""
+    what = counted(count, "blind vote" if kind == "blind" else "vote") + ("" if kind == "blind" else " cast with")
+    if kind != "blind":
+        what += " the names shown"
     if not count:
-        return f"No {what} yet: vote on a comparison and its ratings appear here."
-    lines = [f"**{count:,} {what}.** {EXPLAINED}"]
-    if count < FEW_VOTES:
+        return f"No {what.removeprefix('0 ')} yet: vote on a comparison and its ratings appear here."
+    lines = [f"**{what}.** {EXPLAINED}"]
+    if not charted:
+        lines.append(
+            f"No variant has {MIN_VOTES} votes yet: each one's rating, and the chart, appear once it has; "
+            "the table counts the votes so far."
+        )
+    elif count < FEW_VOTES:
         lines.append(f"Only {count} so far: the intervals are wide and the order may still change.")
     return "\n\n".join([*lines, *(literal_html(note) for note in notes)])
 
@@ -63,11 +71,11 @@ class LeaderboardPanel:
                 self.table: [],
                 self.chart: gr.Plot(None, visible=False),
             }
+        charted = any_rated(board)  # else an empty plot would only be a blank box under the sentence saying so
         return {
-            self.notes: summary(len(votes), kind, board.notes),
+            self.notes: summary(len(votes), kind, board.notes, charted),
             self.table: rows(board),
-            # no ratings, no chart: an empty plot would only be a blank box under the sentence saying so
-            self.chart: gr.Plot(chart(board) if board.ratings else None, visible=bool(board.ratings)),
+            self.chart: gr.Plot(chart(board) if charted else None, visible=charted),
         }
 
     def export(self) -> Iterator[dict[Any, Any]]:
@@ -81,7 +89,7 @@ class LeaderboardPanel:
             path = Path(folder) / "votes.jsonl"
             with path.open("w", encoding="utf-8") as stream:
                 count = write_jsonl(records, stream)
-            note = f"{count:,} votes. {VOTER_NOTE}"
+            note = f"{counted(count, 'vote')}. {VOTER_NOTE}"
             yield {self.file: gr.File(value=str(path), visible=True), self.export_note: note}
 
     @property

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from medalpaca_core.generation.settings import GenerationSettings, SettingsError
 from medalpaca_core.models.selection import MAX_VARIANTS
+from medalpaca_core.text.plural import counted
 from medalpaca_core.text.prompts import PromptError, PromptParts, validate_parts
 from medalpaca_core.text.visitor import plain_text
 
@@ -52,7 +53,9 @@ def read_link(query: Mapping[str, str], known: Callable[[str], bool]) -> SharedC
     asked = [ident for ident in plain_text(query.get("variants", "")).split(",") if ident]
     shared.variant_ids = [ident for ident in dict.fromkeys(asked) if known(ident)][:MAX_VARIANTS] or None
     if len(asked) != len(shared.variant_ids or []):
-        shared.notes.append(f"The link named {len(asked)} variants; {len(shared.variant_ids or [])} are known here.")
+        found = len(shared.variant_ids or [])
+        are = "is" if found == 1 else "are"
+        shared.notes.append(f"The link named {counted(len(asked), 'variant')}; {found} {are} known here.")
     shared.settings = read_settings(query, shared.notes)
     return shared
 

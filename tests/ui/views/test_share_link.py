@@ -40,6 +40,6 @@ def test_a_page_without_a_link_changes_nothing():
 def test_unknown_variants_bad_settings_and_oversized_text_are_left_out_with_a_note():
     shared = read_link({"question": "q", "variants": "smol-base,<script>,nope", "temperature": "nan"}, KNOWN)
     assert shared.variant_ids == ["smol-base"] and shared.settings is None
-    assert "named 3 variants; 1 are known here" in shared.notes[0] and "settings were left out" in shared.notes[1]
+    assert "named 3 variants; 1 is known here" in shared.notes[0] and "settings were left out" in shared.notes[1]
     huge = read_link({"question": "x" * (MAX_QUESTION_CHARS + 1)}, KNOWN)
     assert huge.question is None and "question was left out" in huge.notes[0]
