@@ -32,15 +32,13 @@ EXPLAINED = (
 )
 
 
-def summary(count: int, kind: str, notes: list[str], charted: bool = True) -> str:
+def summary(count: int, kind: str, notes: list[str], charted: bool) -> str:
     """The sentence above the table: what was rated, from how many votes, and any caveat; ``charted``: whether a
     variant has its rating yet (else a sentence says when ratings and their chart appear, instead of a blank chart)."""
-    what = counted(count, "blind vote" if kind == "blind" else "vote") + ("" if kind == "blind" else " cast with")
-    if kind != "blind":
-        what += " the names shown"
+    noun, shown = ("blind vote", "") if kind == "blind" else ("vote", " cast with the names shown")
     if not count:
-        return f"No {what.removeprefix('0 ')} yet: vote on a comparison and its ratings appear here."
-    lines = [f"**{what}.** {EXPLAINED}"]
+        return f"No {noun}s{shown} yet: vote on a comparison and its ratings appear here."
+    lines = [f"**{counted(count, noun)}{shown}.** {EXPLAINED}"]
     if not charted:
         lines.append(
             f"No variant has {MIN_VOTES} votes yet: each one's rating, and the chart, appear once it has; "
