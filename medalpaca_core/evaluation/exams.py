@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.paths import ASSETS_DIR
+from ..text.plural import counted
 from ..text.prompts import MAX_CONTEXT_CHARS, MAX_QUESTION_CHARS
 from ..text.visitor import brief
 
@@ -228,7 +229,7 @@ def load_step(path: Path) -> tuple[list[Question], tuple[int, ...]]:
     if unknown:
         raise ExamError(
             f"{solutions_path}: has solutions for question {', '.join(unknown)}, "
-            f"but {path.name} has only {len(entries)} questions"
+            f"but {path.name} has only {counted(len(entries), 'question')}"
         )
     questions = []
     for number, entry in enumerate(entries, start=1):

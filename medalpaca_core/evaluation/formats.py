@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text.plural import counted
 from .exams import ExamError, Question, check_answer, check_question, parse_json, read_text
 
 MAX_DATA_BYTES = 100 * 1024 * 1024  # MedMCQA's train split, the largest file here, is ~90 MB as JSON Lines
@@ -340,6 +341,7 @@ def read_task_file(path: str | Path) -> TaskFile:
     questions = [q for task in result.tasks.values() for q in task]
     if not questions:
         first = f" (first: {result.skipped[0]})" if result.skipped else ""
-        raise ExamError(f"{path}: no question could be asked: all {len(result.skipped)} rows were skipped{first}")
+        skipped = counted(len(result.skipped), "row")
+        raise ExamError(f"{path}: no question could be asked: {skipped} skipped, none left{first}")
     result.description = result.description or _description(kind, questions)
     return result

@@ -70,7 +70,7 @@ def test_pubmedqa_and_mmlu_shapes(tmp_path):
             r"line 2: id 'a' is also the id of record 1",
         ),
         ([{**MEDMCQA, "cop": 1}, {"question": "q", "choices": ["a", "b"], "answer": 0}], r"line 2: has no 'opa' field"),
-        ([{**MEDMCQA, "cop": -1}, {**MEDMCQA, "cop": None}], r"no question could be asked: all 2 rows were skipped"),
+        ([{**MEDMCQA, "cop": -1}, {**MEDMCQA, "cop": None}], r"no question could be asked: 2 rows skipped, none left"),
         ([{"question": "q", "final_decision": "perhaps", "contexts": ["c"]}], r"line 1: final_decision 'perhaps'"),
         ([{"question": "q", "choices": ["a", "b"], "answer": "C"}], r"line 1 \(answer\): the solution 'C'"),
     ],

@@ -25,7 +25,7 @@ from medalpaca_core.text.plural import counted
 from .common import WAITING, answer_status, ending, literal_html
 
 DRAW_CHOICES = [("Tie", TIE), ("All bad", ALL_BAD)]
-SEALED_DONE = "{mark} {tokens} tokens · {words}. Name, speed and memory are shown after your vote."
+SEALED_DONE = "{mark} {tokens} · {words}. Name, speed and memory are shown after your vote."
 SEALED_ERROR = "⚠ This model could not answer; why is shown after your vote."
 
 
@@ -49,7 +49,7 @@ def sealed_status(answer: Answer | None) -> str:
         return SEALED_ERROR
     if answer.status == Status.DONE:
         mark, words = ending(answer.stats)  # a finished answer has its stats
-        return SEALED_DONE.format(mark=mark, tokens=answer.stats.new_tokens, words=words)
+        return SEALED_DONE.format(mark=mark, tokens=counted(answer.stats.new_tokens, "token"), words=words)
     return answer_status(answer)  # waiting, loading, "Generating… N tokens": the same for every variant
 
 
