@@ -18,7 +18,7 @@ from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.visitor import plain_text
 
 from ..views.common import (
-    CancelBoard,
+    RunningTab,
     SettingsControls,
     admit,
     answer_status,
@@ -76,14 +76,10 @@ class ChatView:
         }
 
 
-class ChatTab:
+class ChatTab(RunningTab):
     """Builds the tab's widgets and holds the handlers that wire them to the studio."""
 
     view: ChatView  # made by build(), before any event can call a handler
-
-    def __init__(self, studio: Studio, limiter: RateLimiter):
-        self.studio, self.limiter = studio, limiter
-        self.cancels = CancelBoard()
 
     def chat(
         self,

@@ -39,7 +39,7 @@ from medalpaca_core.text.prompts import PromptParts
 from ..views.ballot import ColumnView, column_view, run_line, vote_choices, vote_message
 from ..views.common import (
     SETTING_NAMES,
-    CancelBoard,
+    RunningTab,
     admit,
     client_address,
     disclaimer,
@@ -143,14 +143,13 @@ class VoteArea:
         return [self.markdown_file, self.json_file]
 
 
-class CompareTab:
+class CompareTab(RunningTab):
     """Builds the tab's widgets and holds the thin handlers that wire them to a ``ComparisonRun``, the ballot
     box and the studio."""
 
     def __init__(self, studio: Studio, votes: VoteStore, limiter: RateLimiter):
-        self.studio, self.limiter = studio, limiter
+        super().__init__(studio, limiter)
         self.box = BallotBox.from_env(votes)
-        self.cancels = CancelBoard()
         self.public = public_deployment()
         self.rng = random.SystemRandom()  # a new round's line-up: not guessable from anything the page sees
         self.board = LeaderboardPanel(votes, exportable=not self.public)
@@ -361,25 +360,11 @@ class CompareTab:
             gr.Markdown(PUBLIC_BLIND_NOTE, elem_classes="hint")
         blind = gr.Checkbox(self.public, label=BLIND_LABEL, visible=not self.public, elem_id="compare-blind")
         with gr.Row(equal_height=True):  # side by side on a wide screen, stacked on a phone (min_width)
-            self.context = gr.Textbox(
-                value="",  # an API client may leave the context out, as the page may
-                label="Context (optional)",
-                lines=4,
-                max_lines=12,
-                scale=3,
-                min_width=INPUT_MIN_WIDTH,
-                elem_id="compare-context",
-            )
+            # an API client may leave the context out, as the page may
+            self.context = input_box("Context (optional)", 4, 12, 3, "compare-context", value="")
             # One line to start (it grows): Gradio submits a one-line box on Enter and lets Shift+Enter break the line.
-            self.question = gr.Textbox(
-                label="Question",
-                lines=1,
-                max_lines=8,
-                scale=2,
-                min_width=INPUT_MIN_WIDTH,
-                placeholder="Ask a medical question",
-                info=KEYS_HINT,
-                elem_id="compare-question",
+            self.question = input_box(
+                "Question", 1, 8, 2, "compare-question", placeholder="Ask a medical question", info=KEYS_HINT
             )
         with gr.Row():
             submit = gr.Button(
@@ -502,3 +487,16 @@ def build_compare_tab(studio: Studio, votes: VoteStore, limiter: RateLimiter) ->
     with gr.Tab("Compare"):
         compare.build()
     return compare
+
+
+def input_box(label: str, lines: int, max_lines: int, scale: int, elem_id: str, **options: Any) -> gr.Textbox:
+    """One of the two input boxes: beside the other on a wide screen, under it on a phone (``min_width``)."""
+    return gr.Textbox(
+        label=label,
+        lines=lines,
+        max_lines=max_lines,
+        scale=scale,
+        min_width=INPUT_MIN_WIDTH,
+        elem_id=elem_id,
+        **options,
+    )

@@ -41,7 +41,7 @@ from medalpaca_core.serving.ratelimit import RateLimiter
 from medalpaca_core.text.visitor import brief
 
 from ..views.common import (
-    CancelBoard,
+    RunningTab,
     admit,
     disclaimer,
     finished,
@@ -176,7 +176,7 @@ class EvaluateView:
         return [self.table, self.chart, self.download]
 
 
-class EvaluateTab:
+class EvaluateTab(RunningTab):
     """Builds the tab's widgets and holds the handlers that wire them to the evaluation runner.
 
     An evaluation is a run like a comparison: it takes one of the generation slots, counts against the
@@ -185,10 +185,6 @@ class EvaluateTab:
     """
 
     view: EvaluateView  # made by build(), before any event can call a handler
-
-    def __init__(self, studio: Studio, limiter: RateLimiter):
-        self.studio, self.limiter = studio, limiter
-        self.cancels = CancelBoard()
 
     def evaluate(
         self,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from medalpaca_core.engine import Studio
 from medalpaca_core.generation.answers import Answer, FinishReason, Stats, Status
 from medalpaca_core.generation.settings import KNOBS, PRESETS, GenerationSettings, Knob, SettingsError
 from medalpaca_core.models.registry import UnavailableVariantError, UnknownVariantError
@@ -193,6 +194,15 @@ class CancelBoard:
         with self._lock:
             if self._events.get(session or "") is event:
                 del self._events[session or ""]
+
+
+class RunningTab:
+    """What every tab that runs models holds: the studio it asks, the rate limit its runs count against, and
+    one Stop flag per browser session."""
+
+    def __init__(self, studio: Studio, limiter: RateLimiter) -> None:
+        self.studio, self.limiter = studio, limiter
+        self.cancels = CancelBoard()
 
 
 def while_running(stop: gr.Button, triggers: list[Any]) -> Any:
