@@ -6,11 +6,11 @@ runs once (left-padded beside the other questions' prompts, positions from the a
 ``forward_logprobs`` does) and keeps its KV cache; the last position's distribution scores every
 option's first token. The cache's rows are then copied, one per option (``BatchCache.selected``),
 and a pass feeds the options' remaining tokens at once, right-padded after the cached prompt, with
-positions continuing from each prompt's own length. A pass takes as many options as there are
-prompts, so that the copies never hold more than the prompts' own cache (a 7B model's would
-otherwise grow by gigabytes). Every pass applies each row's adapter (an option row its prompt's),
-so the numbers are those of the full rows up to float rounding. One-token options (letters) need
-no second pass.
+positions continuing from each prompt's own length. A pass copies at most ``COPY_BYTES`` of cache,
+or as many rows as there were prompts where one row is larger (a 7B model's four copies of sixteen
+prompts would take ~10 GB); a small model scores every option in one pass. Every pass applies each
+row's adapter (an option row its prompt's), so the numbers are those of the full rows up to float
+rounding. One-token options (letters) need no second pass.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def option_logprobs(
         )
         first = torch.log_softmax(prompt_pass.logits[:, -1].float(), dim=-1)
         prompt_cache = BatchCache(prompt_pass.cache, mask)
-        later = [_later_tokens(loaded, prompt_cache, part, adapters) for part in _parts(owners, flat, len(prompts))]
+        size = _rows_per_pass(prompt_cache) if prompt_pass.cache is not None else len(flat)
+        later = [_later_tokens(loaded, prompt_cache, part, adapters) for part in _parts(owners, flat, size)]
     scores: list[list[list[float]]] = [[] for _ in prompts]
     for owner, ids, values in zip(owners, flat, (values for part in later for values in part), strict=True):
         scores[owner].append([float(first[owner, ids[0]]), *values])
@@ -59,10 +60,17 @@ def option_logprobs(
 
 
 Part = list[tuple[int, list[int]]]  # options scored in one pass: (the prompt it follows, its token ids)
+COPY_BYTES = 2**30  # the most an option pass copies of the prompts' cache, unless that cache alone is larger
+
+
+def _rows_per_pass(prompt_cache: BatchCache) -> int:
+    """Option rows per pass: as many as ``COPY_BYTES`` of copied cache hold (all of a small model's options
+    in one pass: each pass costs a fixed overhead per layer), at least as many as there are prompts."""
+    return max(prompt_cache.rows, COPY_BYTES * prompt_cache.rows // max(1, prompt_cache.nbytes))
 
 
 def _parts(owners: list[int], flat: list[list[int]], size: int) -> list[Part]:
-    """The options in passes of ``size`` rows, so that the repeated cache never outgrows the prompts' own."""
+    """The options in passes of ``size`` rows."""
     rows = list(zip(owners, flat, strict=True))
     return [rows[start : start + size] for start in range(0, len(rows), size)]
 

@@ -39,6 +39,11 @@ class BatchCache:
     def rows(self) -> int:
         return int(self.mask.shape[0])
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of its keys and values."""
+        return sum(layer.keys.nbytes + layer.values.nbytes for layer in _layers(self.cache))
+
     def positions(self) -> Any:
         """(rows, 1): the position of each row's next token (its real tokens so far)."""
         return self.mask.sum(dim=1, keepdim=True)
