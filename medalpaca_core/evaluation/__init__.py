@@ -5,6 +5,15 @@ and ``loglik`` are the two scoring modes, ``scoring`` turns answers into accurac
 intervals, ``results`` keeps a resumable record of every answer, ``report`` writes the table
 and the chart, ``runner`` ties them together (the paper's numbers live in ``medalpaca_core.models.paper``), and
 ``perplexity`` measures the loss on held-out Medical Meadow answers.
+
+Why one subpackage of ~3,100 lines (the others stay under 1,500): it is one job end to end, the path of an
+exam from its file to its report, and its modules read in that order: where questions come from
+(``loading``, ``exams``, ``formats``, ``suite``, ``shots``), how they are asked (``prompt``, ``harness``),
+how they are scored (``generate``; ``loglik`` on ``forward`` and ``shared_prompt``; ``scoring``,
+``statistics``), what is kept and shown (``results``, ``report``, ``runner``, ``commands``, ``folder_cache``),
+and the held-out quality of answers (``perplexity``, ``answers``, ``eos``, ``repetition``). No module is over
+350 lines, and that list is the map: sub-packages along it would add a level to every import without
+making any module easier to find.
 """
 
 from ..models.paper import PaperTable, load_paper_table
