@@ -112,6 +112,13 @@ class TrainSettings:
     group_by_length: bool = field(
         default=False, metadata={"help": "micro-batches of similar length, in random order (finetune/sampler.py)"}
     )
+    eos_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "loss weight of the EOS label that ends each answer (1: plain cross-entropy); it is one "
+            "label of ~100 per answer, so a model can learn the answers well and still not where they end"
+        },
+    )
     eval_steps: int = field(default=200, metadata={"help": "evaluate every N steps (0: only at start and end)"})
     eval_on_start: bool = field(
         default=True, metadata={"help": "validate the untrained base first (the card's baseline; off saves one pass)"}
@@ -323,6 +330,7 @@ def validate(config: FinetuneConfig) -> FinetuneConfig:
     _check(0 <= lora.dropout < 1, f"lora.dropout must be in [0, 1), got {lora.dropout}")
     _check(bool(lora.target_modules), "lora.target_modules is empty")
     _check(train.learning_rate > 0, f"train.learning_rate must be positive, got {train.learning_rate}")
+    _check(train.eos_weight > 0, f"train.eos_weight must be positive, got {train.eos_weight}")
     _check(train.epochs > 0 or train.max_steps > 0, "Give train.epochs > 0 or train.max_steps > 0")
     _check(train.micro_batch_size > 0, f"train.micro_batch_size must be positive, got {train.micro_batch_size}")
     _check(

@@ -139,10 +139,18 @@ class FinetuneTrainer(Trainer):
     random order), never transformers' sampler, whose length phases taught round 2's adapters not to stop.
     """
 
-    def __init__(self, *args: Any, group_by_length: bool = False, eos_probe: EosProbe | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        group_by_length: bool = False,
+        eos_probe: EosProbe | None = None,
+        eos_weight: float = 1.0,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.group_by_length = group_by_length
         self.eos_probe = eos_probe
+        self.eos_weight = eos_weight
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -150,6 +158,21 @@ class FinetuneTrainer(Trainer):
             return super()._get_train_sampler(dataset)
         lengths = [len(example["input_ids"]) for example in dataset]
         return LengthBucketSampler(lengths, self.args.per_device_train_batch_size, self.args.seed)
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        """The model's own loss, except that the EOS label ending each answer weighs ``eos_weight`` tokens.
+
+        Normalised by the number of labelled tokens (across the accumulated micro-batches, as the model's
+        loss is), so every other token keeps its weight and the logged loss stays on the same scale.
+        """
+        eos_id = self.eos_probe.eos_id if self.eos_probe is not None else None
+        if self.eos_weight == 1.0 or eos_id is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        loss = weighted_token_loss(outputs.logits, inputs["labels"], eos_id, self.eos_weight, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
 
     def prediction_step(
         self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: list[str] | None = None
@@ -179,6 +202,21 @@ def example_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
     counted = (targets != -100).sum(dim=1).clamp(min=1)
     return tokens.sum(dim=1) / counted
+
+
+def weighted_token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, eos_id: int, eos_weight: float, num_items: Any = None
+) -> torch.Tensor:
+    """Summed cross-entropy of the labelled tokens, EOS labels counted ``eos_weight`` times, over ``num_items``
+    labelled tokens (the whole accumulated batch's; this micro-batch's when not given). Padding is labelled
+    -100 by position, so only an answer's own EOS is weighted, never a pad that shares its id."""
+    targets = labels[:, 1:]
+    tokens = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
+    )
+    weights = torch.where(targets == eos_id, eos_weight, 1.0)
+    count = num_items if num_items is not None else (targets != -100).sum()
+    return (tokens * weights).sum() / count
 
 
 class ThroughputMeter(TrainerCallback):
@@ -306,6 +344,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         callbacks=[meter, *callbacks],
         group_by_length=config.train.group_by_length,
         eos_probe=EosProbe.from_validation(data.validation, tokenizer.eos_token_id),
+        eos_weight=config.train.eos_weight,
     )
     outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     step = trainer.state.global_step

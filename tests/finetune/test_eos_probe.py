@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, Trainer
 
 from finetune.data import Collator, prepare
 from finetune.eos_probe import EosProbe
-from finetune.train import EVAL_BATCH, evaluate, run, training_arguments
+from finetune.train import EVAL_BATCH, evaluate, run, training_arguments, weighted_token_loss
 from medalpaca_core.models.loading import load_tokenizer
 from tests.finetune.test_train import tiny_config
 
@@ -65,3 +65,29 @@ def test_the_validation_loss_is_the_same_in_batches_as_one_example_at_a_time(tmp
     ).evaluate()["eval_loss"]
     assert args.per_device_eval_batch_size == EVAL_BATCH > 1
     assert abs(evaluate(model, args, data, collator) - one_by_one) < 1e-5
+
+
+def test_an_eos_weight_of_one_is_the_models_own_loss(tiny_dir):
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_dir), dtype=torch.float32)
+    ids = torch.tensor([[5, 6, 7, 8, 2, 2], [5, 9, 10, 2, 2, 2]])
+    labels = torch.tensor([[-100, -100, 7, 8, 2, -100], [-100, 9, 10, 2, -100, -100]])  # pads share EOS's id
+    logits = model(input_ids=ids).logits
+    assert torch.allclose(weighted_token_loss(logits, labels, 2, 1.0), model(input_ids=ids, labels=labels).loss)
+
+
+def test_the_eos_weight_counts_only_the_answers_own_eos(tiny_dir):
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_dir), dtype=torch.float32)
+    ids = torch.tensor([[5, 6, 7, 2, 2]])
+    labels = torch.tensor([[-100, 6, 7, 2, -100]])  # the last 2 is padding: labelled -100, never weighted
+    logits = model(input_ids=ids).logits
+    tokens = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="none")
+    expected = (tokens[0] + tokens[1] + 3 * tokens[2]) / 3  # normalised by the 3 labelled tokens, not the weights
+    assert torch.allclose(weighted_token_loss(logits, labels, 2, 3.0), expected)
+    assert torch.allclose(weighted_token_loss(logits, labels, 2, 3.0, num_items=6), expected / 2)
+
+
+def test_a_weighted_eos_is_learnt_sooner(tmp_path, tiny_dir):
+    """The same run with the EOS label weighing 8 tokens ends with a higher P(EOS) after gold answers."""
+    plain = tiny_config(tiny_dir, tmp_path / "plain", "lora", eval_steps=0)
+    weighted = replace(plain, output=str(tmp_path / "weighted"), train=replace(plain.train, eos_weight=8.0))
+    assert run(weighted).eos_prob_after > run(plain).eos_prob_after
