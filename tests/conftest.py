@@ -15,12 +15,24 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
+from tests.speed.sitecustomize import speed_from_env, stretch_waits
+
+if SPEED := speed_from_env():  # MEDALPACA_TEST_SPEED: the suite as on a faster or slower machine
+    stretch_waits(SPEED)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent / "speed"), os.environ.get("PYTHONPATH")])
+    )
+
 pytest.register_assert_rewrite("tests.app_server")  # test modules import its helpers before loading it as a plugin
 
 from medalpaca_core.models.default_model import resolve_default_model  # noqa: E402
 from medalpaca_core.models.registry import Registry, Variant  # noqa: E402
 from tests.held import HeldAnswers  # noqa: E402
 from tests.tiny import build_tiny_llama, build_tiny_lora  # noqa: E402
+
+
+def pytest_report_header() -> str | None:
+    return f"waits stretched {SPEED}x: the suite as on a machine {SPEED}x as fast (tests/speed)" if SPEED else None
 
 
 @pytest.fixture(scope="session")
