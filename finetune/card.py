@@ -149,6 +149,10 @@ def render_card(
         ("cutoff", f"{config.data.cutoff} tokens; prompt tokens {prompt_tokens}"),
         ("prompt template", f"{config.data.template} (medalpaca_core.text.prompts.render)"),
     ]
+    if train.eos_weight != 1:
+        hyper.append(
+            ("loss", f"cross-entropy per answer token; the EOS ending each answer counts {train.eos_weight:g}x")
+        )
     if config.data.context_share:
         d = config.data
         hyper.append(

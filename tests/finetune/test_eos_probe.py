@@ -90,4 +90,6 @@ def test_a_weighted_eos_is_learnt_sooner(tmp_path, tiny_dir):
     """The same run with the EOS label weighing 8 tokens ends with a higher P(EOS) after gold answers."""
     plain = tiny_config(tiny_dir, tmp_path / "plain", "lora", eval_steps=0)
     weighted = replace(plain, output=str(tmp_path / "weighted"), train=replace(plain.train, eos_weight=8.0))
-    assert run(weighted).eos_prob_after > run(plain).eos_prob_after
+    trained = run(weighted)
+    assert trained.eos_prob_after > run(plain).eos_prob_after
+    assert "the EOS ending each answer counts 8x" in (trained.output_dir / "README.md").read_text()  # the card says so
