@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from medalpaca_core.models.default_model import DEFAULT_ALIAS, DEFAULT_HUB_ID, is_default_model
+from medalpaca_core.models.loading import cpu_computes_bf16, pick_device
 from medalpaca_core.models.registry import QUANTIZATIONS
 from medalpaca_core.runtime.paths import finetuned_dir
 from medalpaca_core.text.grounding import Grounding, GroundingError
@@ -184,13 +185,16 @@ class FinetuneConfig:
 
     @property
     def resolved_precision(self) -> str:
-        """'auto' -> fp32 master weights with bf16 compute for full, a bf16 frozen base for LoRA.
+        """'auto' -> fp32 master weights with bf16 compute for full, a bf16 frozen base for LoRA, where the
+        hardware computes bf16 (a GPU, or a CPU with AVX512-BF16/AMX); fp32 elsewhere (emulated bf16 is ~5x slower).
 
         lora-8bit keeps fp32 around its int8 layers: ``prepare_model_for_kbit_training`` upcasts
         every non-int8 weight to fp32 anyway.
         """
         if self.train.precision != "auto":
             return self.train.precision
+        if pick_device() == "cpu" and not cpu_computes_bf16():
+            return "fp32"
         return {"full": "bf16-mixed", "lora": "bf16-true", "lora-8bit": "fp32"}[self.method]
 
     @property

@@ -404,3 +404,13 @@ def test_accelerate_launch_two_cpu_processes_train_one_adapter(tiny_dir, tmp_pat
     saved = load_safetensors(str(out / "adapter_model.safetensors"))
     assert sum(float(t.double().abs().sum()) for t in saved.values()) == pytest.approx(float(checksums["0"]), rel=1e-6)
     assert json.loads((out / "variant.json").read_text())["template"] == "medalpaca"
+
+
+@pytest.mark.parametrize(("native", "lora", "full"), [(True, "bf16-true", "bf16-mixed"), (False, "fp32", "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(monkeypatch, tmp_path, native, lora, full):
+    monkeypatch.setattr("finetune.config.pick_device", lambda: "cpu")
+    monkeypatch.setattr("finetune.config.cpu_computes_bf16", lambda: native)
+    config = FinetuneConfig(method="lora", base="@default", output=str(tmp_path), data=DataConfig(sources=["x.json"]))
+    assert config.resolved_precision == lora
+    assert replace(config, method="full").resolved_precision == full
+    assert replace(config, method="lora-8bit").resolved_precision == "fp32"

@@ -6,8 +6,9 @@ import re
 import shutil
 
 import pytest
+import torch
 
-from medalpaca_core.models.loading import load_pretrained
+from medalpaca_core.models.loading import load_pretrained, resolve_dtype
 from medalpaca_core.runtime.paths import PROJECT_ROOT
 
 
@@ -35,3 +36,15 @@ def test_no_code_ever_asks_for_remote_code():
     ]
     assert uses, "the loader passes trust_remote_code=False explicitly"
     assert all(value == "False" for _, value in uses), uses
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(False, False, "float32"), (True, False, "bfloat16"), (False, True, "bfloat16")],
+)
+def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it(monkeypatch, avx512_bf16, amx, expected):
+    """Plain AVX-512 passes oneDNN's bf16 check but emulates bf16, 5x slower than fp32: auto means fp32 there."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_dtype("auto", "cpu") == expected
+    assert resolve_dtype("bfloat16", "cpu") == "bfloat16"  # a dtype asked for is kept
