@@ -54,16 +54,25 @@ clean:
 # --- fine-tuning (finetune/README.md) ------------------------------------------------------------
 # The shipped adapters and the full fine-tune, from ../shared development data (not needed by the app
 # or its tests). Passive OpenMP waiting keeps 2 shared CPU cores from spinning against each other.
-# glibc arenas fragment under variable-length batches: RSS grew 1.8 -> 10.9 GB in an hour of a LoRA epoch; with
-# these two it stayed at 2-3 GB.
-FINETUNE := OMP_WAIT_POLICY=PASSIVE MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536 HF_HUB_OFFLINE=1 $(PY) -m finetune
-.PHONY: adapter-lora adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
+# glibc arenas fragment under variable-length batches: RSS grew 1.8 -> 10.9 GB in an hour of a LoRA epoch; two
+# arenas hold it at ~8 GB. (A fixed MALLOC_MMAP_THRESHOLD_=65536 held it at 2-3 GB but spent 40% of the CPU in the
+# kernel, mapping and faulting in every tensor.)
+FINETUNE := OMP_WAIT_POLICY=PASSIVE MALLOC_ARENA_MAX=2 HF_HUB_OFFLINE=1 $(PY) -m finetune
+.PHONY: adapter-lora adapter-lora-resume adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
 HELDOUT := outputs/heldout.json
 QUALITY_VARIANTS := --variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
 ANSWERS_LIMIT ?= 40
 
-adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (one epoch, 308 steps: ~40 min on 2 idle CPU cores)
+adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (one epoch, 308 steps: ~65 min on 2 idle CPU cores)
 	$(FINETUNE) --config medalpaca-smol-lora --overwrite
+
+# An interrupted epoch's checkpoint (LoRA weights, optimizer, schedule, RNG, log and run.json:
+# finetune/checkpoints/README.md) is committed so the next session finishes exactly that run.
+LORA_CHECKPOINT := finetune/checkpoints/medalpaca-smol-lora
+adapter-lora-resume: prepare  ## finish the committed, interrupted epoch of medalpaca-smol-lora
+	mkdir -p assets/adapters/medalpaca-smol-lora/checkpoints
+	cp -r $(LORA_CHECKPOINT)/checkpoint-* $(LORA_CHECKPOINT)/run.json assets/adapters/medalpaca-smol-lora/checkpoints/
+	$(FINETUNE) --config medalpaca-smol-lora --resume
 
 adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (one epoch: ~55 min on 2 idle cores, hours on busy ones)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite
