@@ -36,6 +36,14 @@ def speed_from_env() -> float | None:
     return None if speed == 1 else speed
 
 
+def shortest_wait(seconds: float) -> float:
+    """The least time code that waits ``seconds`` (paced to a clock) is sure to take in this process.
+
+    A test that asserts code waited at least so long asks this: on a simulated slow machine (speed < 1) every
+    wait is shorter; on a fast one a stretched wait is at least the original, since part of it may be spent."""
+    return seconds * min(1.0, getattr(time.sleep, "stretched_by", 1.0))
+
+
 def stretch_waits(speed: float) -> None:
     """Make every wait ``speed`` times as long, once per process."""
     if getattr(time.sleep, "stretched_by", None):
