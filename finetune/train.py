@@ -144,12 +144,14 @@ class FinetuneTrainer(Trainer):
         *args: Any,
         group_by_length: bool = False,
         eos_probe: EosProbe | None = None,
+        eos_id: int | None = None,
         eos_weight: float = 1.0,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.group_by_length = group_by_length
         self.eos_probe = eos_probe
+        self.eos_id = eos_id
         self.eos_weight = eos_weight
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
@@ -167,11 +169,10 @@ class FinetuneTrainer(Trainer):
         Normalised by the number of labelled tokens (across the accumulated micro-batches, as the model's
         loss is), so every other token keeps its weight and the logged loss stays on the same scale.
         """
-        eos_id = self.eos_probe.eos_id if self.eos_probe is not None else None
-        if self.eos_weight == 1.0 or eos_id is None:
+        if self.eos_weight == 1.0 or self.eos_id is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        loss = weighted_token_loss(outputs.logits, inputs["labels"], eos_id, self.eos_weight, num_items_in_batch)
+        loss = weighted_token_loss(outputs.logits, inputs["labels"], self.eos_id, self.eos_weight, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
     def prediction_step(
@@ -193,15 +194,21 @@ class FinetuneTrainer(Trainer):
         super().log(logs, start_time)
 
 
+def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every position's next token, (batch, time - 1); -100 labels give 0. Computed over
+    (token, vocabulary) rows: 2-4x faster than the (batch, vocabulary, time) layout."""
+    targets = labels[:, 1:]
+    flat = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(targets.numel(), -1), targets.reshape(-1), ignore_index=-100, reduction="none"
+    )
+    return flat.view_as(targets)
+
+
 def example_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of each row's labelled tokens (each position predicts the next; -100 is ignored), as
     the model's own loss computes it for a batch of one."""
-    targets = labels[:, 1:]
-    tokens = torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
-    )
-    counted = (targets != -100).sum(dim=1).clamp(min=1)
-    return tokens.sum(dim=1) / counted
+    counted = (labels[:, 1:] != -100).sum(dim=1).clamp(min=1)
+    return token_losses(logits, labels).sum(dim=1) / counted
 
 
 def weighted_token_loss(
@@ -210,13 +217,10 @@ def weighted_token_loss(
     """Summed cross-entropy of the labelled tokens, EOS labels counted ``eos_weight`` times, over ``num_items``
     labelled tokens (the whole accumulated batch's; this micro-batch's when not given). Padding is labelled
     -100 by position, so only an answer's own EOS is weighted, never a pad that shares its id."""
-    targets = labels[:, 1:].reshape(-1)
-    tokens = torch.nn.functional.cross_entropy(  # (tokens, vocabulary) rows: 2-4x faster than (batch, vocabulary, time)
-        logits[:, :-1].float().reshape(targets.numel(), -1), targets, ignore_index=-100, reduction="none"
-    )
+    targets = labels[:, 1:]
     weights = torch.where(targets == eos_id, eos_weight, 1.0)
     count = num_items if num_items is not None else (targets != -100).sum()
-    return (tokens * weights).sum() / count
+    return (token_losses(logits, labels) * weights).sum() / count
 
 
 class ThroughputMeter(TrainerCallback):
@@ -344,6 +348,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         callbacks=[meter, *callbacks],
         group_by_length=config.train.group_by_length,
         eos_probe=EosProbe.from_validation(data.validation, tokenizer.eos_token_id),
+        eos_id=tokenizer.eos_token_id,
         eos_weight=config.train.eos_weight,
     )
     outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
