@@ -9,7 +9,7 @@ greedy, no repetition guard, so nothing hides a model that cannot stop) and coun
 - answers that ended by themselves with the end-of-sequence token within ``max_new_tokens``
   (a template marker, the model starting a new "Question:", is counted apart: the studio cuts
   there, but the model did not stop);
-- answers that repeat a sentence (``repetition.repeated_sentence``);
+- answers that repeat a sentence or loop on a phrase (``repetition.repetition``);
 - the mean answer length in tokens beside the gold answers' (cut at the same limit, since an
   answer cannot be longer);
 - the teacher-forced probability of stopping right after the gold answer (``eos``), over the
@@ -28,7 +28,7 @@ from ..generation.settings import PRESETS
 from ..text.prompts import OPERATOR_LIMITS
 from ..text.records import QAPair
 from .eos import eos_probabilities
-from .repetition import MIN_WORDS, repeated_sentence
+from .repetition import MIN_WORDS, repetition
 
 Progress = Callable[[int, int, str], None]
 
@@ -117,7 +117,7 @@ def final_answers(studio: Studio, variant_ids: list[str], pair: QAPair, config: 
 def judge(answer: Answer, pair: QAPair, gold_tokens: int, eos: float | None, config: AnswersConfig) -> JudgedAnswer:
     if answer.error or answer.stats is None:
         return JudgedAnswer(pair.input, answer.text, "", 0, gold_tokens, None, eos, answer.error or "no answer")
-    repeated = repeated_sentence(answer.text, config.min_words)
+    repeated = repetition(answer.text, config.min_words)
     return JudgedAnswer(
         pair.input, answer.text, answer.stats.finish_reason, answer.stats.new_tokens, gold_tokens, repeated, eos
     )
@@ -162,7 +162,7 @@ def answers_table(report: dict[str, AnswerQuality], config: AnswersConfig) -> st
     limit = config.max_new_tokens
     lines = [
         f"| variant | questions | ended by EOS within {limit} tokens | ended at a template marker "
-        f"| repeat a sentence (>= {config.min_words} words) | mean tokens | gold mean tokens (cut at {limit}) "
+        f"| repeat a sentence (>= {config.min_words} words) or loop | mean tokens | gold mean tokens (cut at {limit}) "
         f"| P(EOS) after the gold answer (those within {config.eos_cutoff} tokens) |",
         "|---" * 8 + "|",
     ]

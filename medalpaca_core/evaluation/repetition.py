@@ -8,8 +8,12 @@ upper-case one: Medical Meadow's flattened WikiDoc lists taught the adapters to 
 diseaseA history of liver diseaseA history of ..."), normalise each to its lower-case words, and
 call the answer repetitive when one sentence of at least ``MIN_WORDS`` words occurs twice. Short
 sentences ("Yes.", a list item such as "- fever") are left out: they recur in good answers too.
-On the 551 gold answers of the shipped adapters' validation split the rule flags one (a drug
-leaflet that does repeat "take it as soon as you remember on the same day").
+A loop need not break into sentences, though: "Viruses that cause pneumonia or bronchitis Viruses
+that cause pneumonia or bronchitis ..." runs to the token limit as one. So a run of
+``LOOP_WORDS`` words that occurs ``LOOP_TIMES`` times counts as well, wherever it starts.
+On the 551 gold answers of the shipped adapters' validation split the sentence rule flags one (a
+drug leaflet that does repeat "take it as soon as you remember on the same day"), both rules
+together three (leaflets repeating "call your health care provider if you ..." and the like).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import re
 from collections import Counter
 
 MIN_WORDS = 4
+LOOP_WORDS = 8
+LOOP_TIMES = 3
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+|(?<=[a-z])(?=[A-Z])")
 _WORD = re.compile(r"\w+")
 
@@ -33,3 +39,15 @@ def repeated_sentence(text: str, min_words: int = MIN_WORDS) -> str | None:
         raise ValueError(f"min_words must be at least 1, got {min_words}")
     counts = Counter(sentence for sentence in sentences(text) if len(sentence.split()) >= min_words)
     return next((sentence for sentence, count in counts.items() if count > 1), None)
+
+
+def looping_phrase(text: str, words: int = LOOP_WORDS, times: int = LOOP_TIMES) -> str | None:
+    """The first run of ``words`` consecutive words that occurs ``times`` times in ``text``, else None."""
+    tokens = _WORD.findall(text.lower())
+    counts = Counter(tuple(tokens[i : i + words]) for i in range(len(tokens) - words + 1))
+    return next((" ".join(run) for run, count in counts.items() if count >= times), None)
+
+
+def repetition(text: str, min_words: int = MIN_WORDS) -> str | None:
+    """What ``text`` repeats: a sentence said twice, else a phrase looping without sentence breaks."""
+    return repeated_sentence(text, min_words) or looping_phrase(text)

@@ -14,7 +14,7 @@ from medalpaca_core.engine import Studio
 from medalpaca_core.evaluation import commands
 from medalpaca_core.evaluation.answers import AnswersConfig, answer_quality, answers_table
 from medalpaca_core.evaluation.eos import eos_probabilities
-from medalpaca_core.evaluation.repetition import repeated_sentence, sentences
+from medalpaca_core.evaluation.repetition import looping_phrase, repeated_sentence, repetition, sentences
 from medalpaca_core.generation.decoding import eos_token_ids
 from medalpaca_core.models.manager import ModelManager
 from medalpaca_core.models.registry import Variant
@@ -53,6 +53,23 @@ def test_short_or_distinct_sentences_are_not_repetition():
     assert repeated_sentence("") is None
     with pytest.raises(ValueError, match="min_words must be at least 1, got 0"):
         repeated_sentence("a", min_words=0)
+
+
+def test_a_loop_without_sentence_breaks_is_found():
+    looping = "Tracheitis is caused by:\nBacteria " + "Viruses that cause pneumonia or bronchitis " * 4
+    assert repeated_sentence(looping) is None  # one long "sentence"
+    assert looping_phrase(looping) == "viruses that cause pneumonia or bronchitis viruses that"
+    assert repetition(looping) == looping_phrase(looping)
+    twice = "Call your doctor if the pain gets worse at night. " * 2
+    assert repetition(twice) == "call your doctor if the pain gets worse at night"  # the sentence rule first
+
+
+def test_a_phrase_said_twice_is_not_a_loop():
+    leaflet = "Call your health care provider if you are pregnant. Call your health care provider if you bleed."
+    assert looping_phrase(leaflet) is None and repetition(leaflet) is None
+    assert looping_phrase("one two three four five six seven eight " * 2) is None
+    assert looping_phrase("one two three four five six seven eight " * 3 + "nine") is not None
+    assert looping_phrase("") is None
 
 
 @pytest.fixture(scope="session")
