@@ -122,6 +122,18 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _resumed(result: TrainResult) -> list[str]:
+    """A paragraph saying which steps the run's own figures cover, when it resumed a checkpoint."""
+    if not result.resumed_at:
+        return []
+    return [
+        f"This run resumed an interrupted one from its step-{result.resumed_at} checkpoint: the average training "
+        f"loss, the tokens and the throughput below are of steps {result.resumed_at + 1}-{result.steps}; the loss "
+        "log and curve cover every step.",
+        "",
+    ]
+
+
 def render_card(
     folder: Path, config: FinetuneConfig, data: PreparedData, result: TrainResult, rows: list[dict[str, Any]]
 ) -> str:
@@ -220,6 +232,7 @@ def render_card(
         "|---|---|---|",
         *[f"| {who} | {_number(loss)} | {_number(eos, 3)} |" for who, loss, eos in results],
         "",
+        *_resumed(result),
         f"Training loss: {_number(first_train)} at the first log, "
         f"{_number(result.train_loss)} averaged over the run. Throughput {result.tokens_per_s:,.0f} tokens/s "
         f"over {result.train_tokens:,} training tokens; peak memory {result.peak_rss_bytes / 2**20:,.0f} MiB RSS. "

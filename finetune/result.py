@@ -17,7 +17,7 @@ class TrainResult:
     output_dir: Path
     method: str
     steps: int
-    train_loss: float | None
+    train_loss: float | None  # transformers' mean over this run's own steps (after resumed_at)
     val_loss_before: float | None  # the base model: LoRA starts as a no-op, full starts as the base
     val_loss_after: float | None
     served_val_loss: float | None = None  # on the base precision the app serves it on, when not as trained
@@ -29,6 +29,7 @@ class TrainResult:
     peak_gpu_bytes: int | None = None
     trainable_params: int = 0
     total_params: int = 0
+    resumed_at: int = 0  # the checkpoint's step, when the run resumed one; tokens, time and train_loss come after it
 
     @property
     def tokens_per_s(self) -> float:

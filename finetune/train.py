@@ -230,11 +230,13 @@ class ThroughputMeter(TrainerCallback):
     def __init__(self) -> None:
         self.seconds = 0.0
         self.tokens = 0
+        self.first_step = 0  # the checkpoint's step when resumed: the run's own steps come after it
         self._started = 0.0
         self._tokens_at_start = 0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._tokens_at_start = state.num_input_tokens_seen  # a resumed run counts only its own tokens
+        self.first_step = state.global_step
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._started = time.perf_counter()
@@ -366,6 +368,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         output_dir=out,
         method=config.method,
         steps=step,
+        resumed_at=meter.first_step,
         train_loss=outcome.training_loss,
         val_loss_before=last_eval(history, 0),
         val_loss_after=last_eval(history),

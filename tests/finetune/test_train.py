@@ -219,6 +219,10 @@ def test_resume_continues_from_the_checkpoint_without_repeating(tiny_dir, tmp_pa
     log = (tmp_path / "resumed" / "loss_log.csv").read_text().splitlines()[1:]
     train_steps = [int(row.split(",")[0]) for row in log if row.split(",")[2]]
     assert train_steps == [1, 2, 3, 4]
+    assert reference.resumed_at == 0 and resumed.resumed_at == 2
+    card = (tmp_path / "resumed" / "README.md").read_text()
+    assert "resumed an interrupted one from its step-2 checkpoint" in card and "steps 3-4" in card
+    assert "resumed an interrupted one" not in (tmp_path / "reference" / "README.md").read_text()
     assert resumed.val_loss_before == pytest.approx(reference.val_loss_before)
     assert resumed.val_loss_after == pytest.approx(reference.val_loss_after, rel=1e-6)
 
