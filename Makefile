@@ -58,7 +58,7 @@ clean:
 # arenas hold it at ~8 GB. (A fixed MALLOC_MMAP_THRESHOLD_=65536 held it at 2-3 GB but spent 40% of the CPU in the
 # kernel, mapping and faulting in every tensor.)
 FINETUNE := OMP_WAIT_POLICY=PASSIVE MALLOC_ARENA_MAX=2 HF_HUB_OFFLINE=1 $(PY) -m finetune
-.PHONY: adapter-lora adapter-lora-resume adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
+.PHONY: adapter-lora adapter-resume adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
 HELDOUT := outputs/heldout.json
 QUALITY_VARIANTS := --variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
 ANSWERS_LIMIT ?= 40
@@ -67,12 +67,13 @@ adapter-lora: prepare  ## retrain assets/adapters/medalpaca-smol-lora (one epoch
 	$(FINETUNE) --config medalpaca-smol-lora --overwrite
 
 # An interrupted epoch's checkpoint (LoRA weights, optimizer, schedule, RNG, log and run.json:
-# finetune/checkpoints/README.md) is committed so the next session finishes exactly that run.
-LORA_CHECKPOINT := finetune/checkpoints/medalpaca-smol-lora
-adapter-lora-resume: prepare  ## finish the committed, interrupted epoch of medalpaca-smol-lora
-	mkdir -p assets/adapters/medalpaca-smol-lora/checkpoints
-	cp -r $(LORA_CHECKPOINT)/checkpoint-* $(LORA_CHECKPOINT)/run.json assets/adapters/medalpaca-smol-lora/checkpoints/
-	$(FINETUNE) --config medalpaca-smol-lora --resume
+# finetune/checkpoints/README.md) is committed as finetune/checkpoints/NAME so a later session finishes that run.
+adapter-resume: prepare  ## finish a committed, interrupted epoch: make adapter-resume NAME=medalpaca-smol-lora-8bit
+	@test -n "$(NAME)" -a -f finetune/checkpoints/$(NAME)/run.json || \
+		{ echo "make adapter-resume NAME=<config>: no interrupted run committed as finetune/checkpoints/$(NAME)" >&2; exit 2; }
+	mkdir -p assets/adapters/$(NAME)/checkpoints
+	cp -r finetune/checkpoints/$(NAME)/checkpoint-* finetune/checkpoints/$(NAME)/run.json assets/adapters/$(NAME)/checkpoints/
+	$(FINETUNE) --config $(NAME) --resume
 
 adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (one epoch: ~55 min on 2 idle cores, hours on busy ones)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite
