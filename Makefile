@@ -87,7 +87,7 @@ quality-heldout: prepare  ## the shipped adapters' validation split (needs ../sh
 	$(FINETUNE) --config medalpaca-smol-lora --write-validation $(HELDOUT)
 
 quality-loss: quality-heldout  ## held-out answer loss, without and with a RAFT context
-	HF_HUB_OFFLINE=1 $(PY) -m medalpaca_core perplexity --data $(HELDOUT) --with-context $(QUALITY_VARIANTS)
+	HF_HUB_OFFLINE=1 $(PY) -m medalpaca_core perplexity --data $(HELDOUT) --limit 200 --with-context $(QUALITY_VARIANTS)
 
 quality-answers: quality-heldout  ## the first ANSWERS_LIMIT held-out questions, greedy, 256 tokens: stops, loops, lengths, P(EOS)
 	OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 $(PY) -m medalpaca_core answers --data $(HELDOUT) \

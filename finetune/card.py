@@ -179,7 +179,7 @@ def render_card(
         modules = ", ".join(lora.target_modules)
         hyper.append(("LoRA", f"r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout:g}, on {modules}"))
     trained = "LLM.int8" if config.quantization == "int8" else "unquantized"
-    served = "bf16" if config.serve_quantization == "none" else config.serve_quantization
+    served = "unquantized" if config.serve_quantization == "none" else config.serve_quantization
     results = [
         (f"base model ({trained}, as trained)", result.val_loss_before, result.eos_prob_before),
         (f"this model ({trained} base, as trained)", result.val_loss_after, result.eos_prob_after),

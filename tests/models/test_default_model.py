@@ -114,6 +114,8 @@ def test_streamed_greedy_answer_equals_plain_generate(studio):
 
 SHIPPED = ["medalpaca-smol-lora", "medalpaca-smol-lora-8bit"]
 CURE_CLAIM = "missed target (issue 26): greedy, both answer 'The best way to cure COVID-19 is to get vaccinated.'"
+# Both end 36 of 40 held-out answers by EOS, but greedy still loops on some list-shaped answers.
+LOOPS_ON_A_LIST = "missed target (issue 26): both end 3 of the 4, but the diabetes list loops to the limit"
 SYMPTOMS = ("thirst", "urination", "weight loss")
 NEGATIONS = re.compile(r"\b(no|not|cannot|can't|isn't|without|none)\b")
 
@@ -167,12 +169,8 @@ ASKED = [  # the seed report's diabetes query with its context, and questions in
 @pytest.mark.parametrize(
     "variant",
     [
-        pytest.param(variant, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
-        for variant, reason in [
-            # 36 of 40 held-out answers end by EOS, but greedy still loops on some list-shaped answers (issue 26)
-            ("medalpaca-smol-lora", "issue 26: ends 3 of the 4, but the diabetes list loops to the limit"),
-            ("medalpaca-smol-lora-8bit", "issue 26: round 2's adapter, not yet retrained, repeats a sentence"),
-        ]
+        pytest.param(variant, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=LOOPS_ON_A_LIST))
+        for variant in SHIPPED
     ],
 )
 def test_shipped_adapters_end_their_answers_by_themselves(studio, variant):
