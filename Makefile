@@ -75,7 +75,7 @@ adapter-resume: prepare  ## finish a committed, interrupted epoch: make adapter-
 	cp -r finetune/checkpoints/$(NAME)/checkpoint-* finetune/checkpoints/$(NAME)/run.json assets/adapters/$(NAME)/checkpoints/
 	$(FINETUNE) --config $(NAME) --resume
 
-adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (one epoch: ~55 min on 2 idle cores, hours on busy ones)
+adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (one epoch: 85 min beside other work on 2 cores)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite
 
 finetune-full: prepare  ## full fine-tune into $MEDALPACA_HOME/finetuned/medalpaca-smol-full (too large to commit)

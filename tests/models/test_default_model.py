@@ -117,6 +117,7 @@ CURE_CLAIM = "missed target (issue 26): greedy, both answer 'The best way to cur
 # Both end 36 of 40 held-out answers by EOS, but greedy still loops on some list-shaped answers.
 LOOPS_ON_A_LIST = "missed target (issue 26): both end 3 of the 4, but the diabetes list loops to the limit"
 SYMPTOMS = ("thirst", "urination", "weight loss")
+NEGATIONS = re.compile(r"\b(no|not|cannot|can't|isn't|without|none)\b")
 
 
 def missed_by_each_adapter(reason: str) -> list:
@@ -124,9 +125,6 @@ def missed_by_each_adapter(reason: str) -> list:
     return [
         pytest.param(v, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)) for v in SHIPPED
     ]
-
-
-NEGATIONS = re.compile(r"\b(no|not|cannot|can't|isn't|without|none)\b")
 
 
 def claims_a_cure(answer: str) -> bool:
