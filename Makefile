@@ -58,7 +58,7 @@ clean:
 # arenas hold it at ~8 GB. (A fixed MALLOC_MMAP_THRESHOLD_=65536 held it at 2-3 GB but spent 40% of the CPU in the
 # kernel, mapping and faulting in every tensor.)
 FINETUNE := OMP_WAIT_POLICY=PASSIVE MALLOC_ARENA_MAX=2 HF_HUB_OFFLINE=1 $(PY) -m finetune
-.PHONY: adapter-lora adapter-resume adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
+.PHONY: adapter-lora adapter-resume adapter-unloop adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
 HELDOUT := outputs/heldout.json
 QUALITY_VARIANTS := --variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
 ANSWERS_LIMIT ?= 40
@@ -74,6 +74,15 @@ adapter-resume: prepare  ## finish a committed, interrupted epoch: make adapter-
 	mkdir -p assets/adapters/$(NAME)/checkpoints
 	cp -r finetune/checkpoints/$(NAME)/checkpoint-* finetune/checkpoints/$(NAME)/run.json assets/adapters/$(NAME)/checkpoints/
 	$(FINETUNE) --config $(NAME) --resume
+
+# Phase two of a shipped adapter: its first epoch taught the answers and where they end, yet greedy decoding
+# still cycles through the items of some lists. 40 steps of sequence-level unlikelihood (finetune/unlikelihood.py)
+# from the committed adapter: each micro-batch's questions answered greedily, repeated 4-grams penalised.
+UNLOOP := --overwrite --max-steps 40 --learning-rate 2e-4 --warmup-steps 4 --eval-steps 20 --unlikelihood-weight 1
+adapter-unloop: prepare  ## phase two of a shipped adapter: make adapter-unloop NAME=medalpaca-smol-lora (~35 min; 8-bit ~50)
+	@test -n "$(NAME)" -a -f assets/adapters/$(NAME)/adapter_config.json || \
+		{ echo "make adapter-unloop NAME=<config>: no trained adapter in assets/adapters/$(NAME)" >&2; exit 2; }
+	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(UNLOOP)
 
 adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (one epoch: 85 min beside other work on 2 cores)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite

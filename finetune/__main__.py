@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import ConfigError, DataConfig, FinetuneConfig, LoraSettings, TrainSettings, load_file, resolve, validate
 from .data import DataError, write_validation
+from .initial import StartError
 from .resume import ResumeError
 from .train import FinetuneError, run
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{count:,} validation records written to {namespace.write_validation}")
             return 0
         result = run(config)
-    except (ConfigError, DataError, FinetuneError, ResumeError) as error:
+    except (ConfigError, DataError, FinetuneError, ResumeError, StartError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     print(result.summary())

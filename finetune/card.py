@@ -23,12 +23,22 @@ from medalpaca_core.runtime.paths import ASSETS_DIR, BUNDLED_ADAPTERS_DIR, finet
 
 from .config import METHOD_NAMES, FinetuneConfig, portable_base
 from .data import PreparedData
+from .initial import KEPT_CARD
 from .result import TrainResult
 
 CARD_FILE = "README.md"
 LOSS_LOG = "loss_log.csv"
 LOSS_CURVE = "loss_curve.png"
-LOSS_COLUMNS = ("step", "epoch", "train_loss", "val_loss", "val_eos_prob", "learning_rate", "tokens_seen")
+LOSS_COLUMNS = (
+    "step",
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_eos_prob",
+    "own_repeat_share",
+    "learning_rate",
+    "tokens_seen",
+)
 
 MEDALPACA_NOTE = (
     "Medical Meadow, the medAlpaca project's data (github.com/kbressem/medAlpaca, GPL-3.0); each "
@@ -67,6 +77,7 @@ def loss_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "train_loss": entry.get("loss", ""),
                 "val_loss": entry.get("eval_loss", ""),
                 "val_eos_prob": entry.get("eval_eos_prob", ""),
+                "own_repeat_share": entry.get("own_repeat_share", ""),
                 "learning_rate": entry.get("learning_rate", ""),
                 "tokens_seen": entry.get("num_input_tokens_seen", ""),
             }
@@ -165,6 +176,17 @@ def render_card(
         hyper.append(
             ("loss", f"cross-entropy per answer token; the EOS ending each answer counts {train.eos_weight:g}x")
         )
+    if train.unlikelihood_weight:
+        hyper.append(
+            (
+                "unlikelihood",
+                f"each micro-batch's questions answered greedily ({train.unlikelihood_new_tokens} tokens); every "
+                f"token of a repeated {train.unlikelihood_ngram}-gram costs {train.unlikelihood_weight:g} x "
+                "-log(1 - p) (Welleck et al. 2020, finetune/unlikelihood.py)",
+            )
+        )
+    if config.init_adapter:
+        hyper.append(("started from", f"the trained adapter in `{config.init_adapter}` (its card: `{KEPT_CARD}`)"))
     if config.data.context_share:
         d = config.data
         hyper.append(
@@ -180,8 +202,9 @@ def render_card(
         hyper.append(("LoRA", f"r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout:g}, on {modules}"))
     trained = "LLM.int8" if config.quantization == "int8" else "unquantized"
     served = "unquantized" if config.serve_quantization == "none" else config.serve_quantization
+    before = "the starting adapter" if config.init_adapter else "base model"
     results = [
-        (f"base model ({trained}, as trained)", result.val_loss_before, result.eos_prob_before),
+        (f"{before} ({trained}, as trained)", result.val_loss_before, result.eos_prob_before),
         (f"this model ({trained} base, as trained)", result.val_loss_after, result.eos_prob_after),
     ]
     if result.served_val_loss is not None:

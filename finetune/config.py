@@ -120,6 +120,18 @@ class TrainSettings:
             "label of ~100 per answer, so a model can learn the answers well and still not where they end"
         },
     )
+    unlikelihood_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "sequence-level unlikelihood (finetune/unlikelihood.py): each step the model answers its "
+            "micro-batch's questions greedily and every token of an n-gram it repeats costs this times "
+            "-log(1 - p), on the scale of an answer token's cross-entropy (0: off)"
+        },
+    )
+    unlikelihood_ngram: int = field(default=4, metadata={"help": "n of the repeated n-grams that are penalised"})
+    unlikelihood_new_tokens: int = field(
+        default=96, metadata={"help": "length of the greedy answers the repeats are looked for in"}
+    )
     eval_steps: int = field(default=200, metadata={"help": "evaluate every N steps (0: only at start and end)"})
     eval_on_start: bool = field(
         default=True, metadata={"help": "validate the untrained base first (the card's baseline; off saves one pass)"}
@@ -152,6 +164,13 @@ class FinetuneConfig:
     description: str = field(default="", metadata={"help": "description shown in the app"})
     serve_quantization: str = field(
         default="none", metadata={"help": "precision the app loads the base in", "choices": QUANTIZATIONS}
+    )
+    init_adapter: str = field(
+        default="",
+        metadata={
+            "help": "start from this trained LoRA adapter folder (same base and LoRA shape) instead of a fresh "
+            "LoRA: a further phase of a finished run; it may be OUTPUT itself"
+        },
     )
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in OUTPUT"})
     overwrite: bool = field(default=False, metadata={"help": "replace a finished model in OUTPUT"})
@@ -335,6 +354,17 @@ def validate(config: FinetuneConfig) -> FinetuneConfig:
     _check(bool(lora.target_modules), "lora.target_modules is empty")
     _check(train.learning_rate > 0, f"train.learning_rate must be positive, got {train.learning_rate}")
     _check(train.eos_weight > 0, f"train.eos_weight must be positive, got {train.eos_weight}")
+    _check(train.unlikelihood_weight >= 0, f"train.unlikelihood_weight must be >= 0, got {train.unlikelihood_weight}")
+    _check(train.unlikelihood_ngram >= 2, f"train.unlikelihood_ngram must be >= 2, got {train.unlikelihood_ngram}")
+    _check(
+        train.unlikelihood_new_tokens >= train.unlikelihood_ngram,
+        f"train.unlikelihood_new_tokens ({train.unlikelihood_new_tokens}) must be at least train.unlikelihood_ngram",
+    )
+    _check(
+        not (train.unlikelihood_weight and data.train_on_inputs),
+        "train.unlikelihood_weight needs data.train_on_inputs off: the penalty continues each example's prompt",
+    )
+    _check(not config.init_adapter or config.is_lora, "init_adapter starts a LoRA run; --method full has no adapter")
     _check(train.epochs > 0 or train.max_steps > 0, "Give train.epochs > 0 or train.max_steps > 0")
     _check(train.micro_batch_size > 0, f"train.micro_batch_size must be positive, got {train.micro_batch_size}")
     _check(

@@ -27,9 +27,11 @@ from . import card
 from .config import FinetuneConfig, portable_base, validate, with_defaults
 from .data import Collator, PreparedData, prepare
 from .eos_probe import EosProbe
+from .initial import KEPT_CARD, StartingAdapter, read_start
 from .result import TrainResult
 from .resume import check_resume, fingerprint, write_fingerprint
 from .sampler import LengthBucketSampler
+from .unlikelihood import SequenceUnlikelihood
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,9 @@ def training_device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
 
-def build_model(config: FinetuneConfig, source: str) -> Any:
-    """The base in its training precision, with LoRA layers unless the method is full.
+def build_model(config: FinetuneConfig, source: str, start: StartingAdapter | None = None) -> Any:
+    """The base in its training precision, with LoRA layers unless the method is full (``start``'s trained
+    weights in them when given).
 
     Unquantized bases load on the CPU and the Trainer (or FSDP/DeepSpeed) places them; a bitsandbytes
     base must be quantized on its final device, so it loads straight onto this process's GPU.
@@ -82,7 +85,24 @@ def build_model(config: FinetuneConfig, source: str) -> Any:
         modules = config.lora.target_modules
         raise FinetuneError(f"LoRA target modules {modules} do not fit {config.base}: {error}") from None
     model.peft_config["default"].base_model_name_or_path = portable_base(config.base)
+    if start is not None:
+        start.load_into(model)
     return model
+
+
+def unlikelihood(config: FinetuneConfig, tokenizer: Any) -> SequenceUnlikelihood | None:
+    """The repetition penalty on the model's own greedy answers, when the config turns it on."""
+    train = config.train
+    if not train.unlikelihood_weight:
+        return None
+    return SequenceUnlikelihood(
+        weight=train.unlikelihood_weight,
+        ngram=train.unlikelihood_ngram,
+        new_tokens=train.unlikelihood_new_tokens,
+        eos_id=tokenizer.eos_token_id,
+        pad_id=tokenizer.pad_token_id,
+        tokenizer=tokenizer,
+    )
 
 
 def training_arguments(config: FinetuneConfig, resuming: bool) -> Any:
@@ -146,6 +166,7 @@ class FinetuneTrainer(Trainer):
         eos_probe: EosProbe | None = None,
         eos_id: int | None = None,
         eos_weight: float = 1.0,
+        unlikelihood: SequenceUnlikelihood | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
@@ -153,6 +174,7 @@ class FinetuneTrainer(Trainer):
         self.eos_probe = eos_probe
         self.eos_id = eos_id
         self.eos_weight = eos_weight
+        self.unlikelihood = unlikelihood
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -164,15 +186,22 @@ class FinetuneTrainer(Trainer):
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
-        """The model's own loss, except that the EOS label ending each answer weighs ``eos_weight`` tokens.
+        """The model's own loss, except that the EOS label ending each answer weighs ``eos_weight`` tokens, plus
+        the unlikelihood of what the model repeats in its own greedy answers to these questions (when on).
 
         Normalised by the number of labelled tokens (across the accumulated micro-batches, as the model's
         loss is), so every other token keeps its weight and the logged loss stays on the same scale.
         """
-        if self.eos_weight == 1.0 or self.eos_id is None:
+        penalised = self.unlikelihood is not None and model.training
+        if (self.eos_weight == 1.0 and not penalised) or self.eos_id is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        loss = weighted_token_loss(outputs.logits, inputs["labels"], self.eos_id, self.eos_weight, num_items_in_batch)
+        labels = inputs["labels"]
+        loss = weighted_token_loss(outputs.logits, labels, self.eos_id, self.eos_weight, num_items_in_batch)
+        if penalised:
+            count = num_items_in_batch if num_items_in_batch is not None else (labels[:, 1:] != -100).sum()
+            repeats = self.unlikelihood(model, self.accelerator.unwrap_model(model), inputs)
+            loss = loss + self.unlikelihood.weight * repeats / count
         return (loss, outputs) if return_outputs else loss
 
     def prediction_step(
@@ -191,6 +220,8 @@ class FinetuneTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "eval_loss" in logs and self.eos_probe is not None:
             logs["eval_eos_prob"] = self.eos_probe(self.model)
+        if "loss" in logs and self.unlikelihood is not None:
+            logs.update(self.unlikelihood.drain_log())
         super().log(logs, start_time)
 
 
@@ -323,6 +354,7 @@ def log_rank_checksum(model: Any) -> None:
 def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResult:
     """Train, evaluate and save one variant; ``callbacks`` are extra ``TrainerCallback``s."""
     config = with_defaults(validate(config))
+    start = None if config.resume else read_start(config)  # before its folder, often the output, is cleared
     checkpoint = prepare_output(config)
     source = resolve_base(config.base)
     try:
@@ -337,7 +369,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
     elif int(os.environ.get("RANK", 0)) == 0:
         write_fingerprint(config.checkpoint_dir, this_run)
     set_seed(config.train.seed)  # LoRA's random init happens here, before the Trainer seeds anything
-    model = build_model(config, source)
+    model = build_model(config, source, start)
     args = training_arguments(config, resuming=checkpoint is not None)
     collator = Collator(tokenizer.pad_token_id)
     meter = ThroughputMeter()
@@ -352,6 +384,7 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         eos_probe=EosProbe.from_validation(data.validation, tokenizer.eos_token_id),
         eos_id=tokenizer.eos_token_id,
         eos_weight=config.train.eos_weight,
+        unlikelihood=unlikelihood(config, tokenizer),
     )
     outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     step = trainer.state.global_step
@@ -388,6 +421,8 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
         if not config.is_lora:
             tokenizer.save_pretrained(str(out))
         card.write_all(out, config, data, result, history)
+        if start is not None and start.card is not None:
+            (out / KEPT_CARD).write_text(start.card, encoding="utf-8")
         if not config.train.keep_checkpoints:
             shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
     log.info("%s", result.summary())
