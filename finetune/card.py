@@ -145,6 +145,19 @@ def _resumed(result: TrainResult) -> list[str]:
     ]
 
 
+def _own_repeats(config: FinetuneConfig, rows: list[dict[str, Any]]) -> list[str]:
+    """With unlikelihood on: how often the model's own greedy answers repeated, first and last log."""
+    shares = [row["own_repeat_share"] for row in rows if row["own_repeat_share"] != ""]
+    if not config.train.unlikelihood_weight or not shares:
+        return []
+    return [
+        f"The training loss includes the unlikelihood term. Of the model's own greedy answers to its training "
+        f"questions, {shares[0]:.1%} repeated a sentence or looped in the first logged steps, {shares[-1]:.1%} "
+        f"in the last (`own_repeat_share` in `{LOSS_LOG}`).",
+        "",
+    ]
+
+
 def render_card(
     folder: Path, config: FinetuneConfig, data: PreparedData, result: TrainResult, rows: list[dict[str, Any]]
 ) -> str:
@@ -256,6 +269,7 @@ def render_card(
         *[f"| {who} | {_number(loss)} | {_number(eos, 3)} |" for who, loss, eos in results],
         "",
         *_resumed(result),
+        *_own_repeats(config, rows),
         f"Training loss: {_number(first_train)} at the first log, "
         f"{_number(result.train_loss)} averaged over the run. Throughput {result.tokens_per_s:,.0f} tokens/s "
         f"over {result.train_tokens:,} training tokens; peak memory {result.peak_rss_bytes / 2**20:,.0f} MiB RSS. "

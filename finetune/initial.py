@@ -71,6 +71,7 @@ def read_start(config: FinetuneConfig) -> StartingAdapter | None:
     """The adapter ``config.init_adapter`` names, checked against the run, or None when there is none."""
     if not config.init_adapter:
         return None
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(config.init_adapter).expanduser()
@@ -79,7 +80,7 @@ def read_start(config: FinetuneConfig) -> StartingAdapter | None:
     try:
         saved = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         weights = load_file(str(folder / WEIGHTS_FILE))
-    except (OSError, ValueError) as error:  # truncated or not JSON / safetensors
+    except (OSError, ValueError, SafetensorError) as error:  # unreadable, not JSON, truncated weights
         raise StartError(f"init_adapter {folder} cannot be read: {error}") from None
     wrong = differences(config, saved)
     if wrong:
