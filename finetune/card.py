@@ -266,7 +266,7 @@ def render_card(
         "",
         "| model | validation loss | P(EOS) after the gold answer |",
         "|---|---|---|",
-        *[f"| {who} | {_number(loss)} | {_number(eos, 3)} |" for who, loss, eos in results],
+        *[f"| {who} | {_number(loss)} | {_number(eos, 3)} |" for who, loss, eos in results if loss is not None],
         "",
         *_resumed(result),
         *_own_repeats(config, rows),

@@ -9,10 +9,14 @@ and add ``-log(1 - p(token))`` for each of them to the loss, beside the ordinary
 greedy continuations' repeated 4-grams fell from 44% to about 1% with the perplexity nearly unchanged.
 
 Here the prompts are the micro-batch's own questions (with their RAFT contexts, when they have one),
-so every step penalises the loops the model makes *now*. Only repeats within the answer count: copying
-a phrase from the context is what a grounded answer should do. The share of continuations that repeat
-by the evaluation rule (``medalpaca_core.evaluation.repetition``) is logged as the run goes, the
-training-time view of the target that greedy answers repeat in at most 5% of questions.
+so every step penalises the loops the model makes *now*. Only answers that repeat by the evaluation
+rule (``medalpaca_core.evaluation.repetition``: a sentence said twice, or 8 words said 3 times) are
+penalised, and in them only repeats within the answer. Welleck's rule -- every repeated 4-gram of every
+answer -- also taught the LoRA adapter that an answer never says a phrase twice: 40 steps of it ended
+its loops (0 of 40 validation answers) but raised its with-context loss from 0.352 to 0.446, because
+gold answers, and the context passages a grounded answer copies, do repeat phrases. The share of
+answers that repeat is logged as the run goes: the training-time view of the target that greedy
+answers repeat in at most 5% of questions.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def prompts_of(inputs: dict[str, torch.Tensor]) -> list[list[int]]:
 
 @dataclass
 class OwnAnswers:
-    """The greedy continuations of one micro-batch and which of their tokens repeat an n-gram."""
+    """The greedy continuations of one micro-batch and, in those that loop, which tokens repeat an n-gram."""
 
     prompts: list[list[int]]
     answers: list[list[int]]  # without the EOS and what follows it
@@ -98,8 +102,12 @@ class SequenceUnlikelihood:
             model.train(was_training)
         answers = [_until(row, self.eos_id) for row in out[:, width:].tolist()]
         texts = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
-        marked = [repeated_ngram_mask(a, self.ngram) for a in answers]
-        return OwnAnswers(prompts, answers, marked, sum(repetition(text) is not None for text in texts))
+        loops = [repetition(text) is not None for text in texts]
+        marked = [
+            repeated_ngram_mask(a, self.ngram) if loop else [False] * len(a)
+            for a, loop in zip(answers, loops, strict=True)
+        ]
+        return OwnAnswers(prompts, answers, marked, sum(loops))
 
     def penalty(self, model: Any, own: OwnAnswers, device: torch.device) -> torch.Tensor:
         """Summed ``-log(1 - p)`` of every marked token, under the model with gradients on."""

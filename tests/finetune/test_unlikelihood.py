@@ -14,6 +14,7 @@ from finetune.config import ConfigError, DataConfig, FinetuneConfig, LoraSetting
 from finetune.initial import KEPT_CARD, StartError, read_start
 from finetune.train import run
 from finetune.unlikelihood import IGNORE_INDEX, OwnAnswers, SequenceUnlikelihood, prompts_of, repeated_ngram_mask
+from medalpaca_core.evaluation.repetition import repetition
 from medalpaca_core.models.loading import load_pretrained
 from medalpaca_core.runtime.paths import ASSETS_DIR
 
@@ -87,7 +88,11 @@ def test_greedy_answers_stop_at_eos_and_leave_the_model_training(tiny):
     assert model.training
     assert len(own.answers) == 2 and all(0 < len(a) <= 12 for a in own.answers)
     assert all(tokenizer.eos_token_id not in a for a in own.answers)
-    assert own.marked == [repeated_ngram_mask(a, 2) for a in own.answers]
+    texts = tokenizer.batch_decode(own.answers, skip_special_tokens=True)
+    loops = [repetition(text) is not None for text in texts]
+    assert own.repeats == sum(loops)
+    for answer, marks, loop in zip(own.answers, own.marked, loops, strict=True):
+        assert marks == (repeated_ngram_mask(answer, 2) if loop else [False] * len(answer))
 
 
 def phase_config(tiny_dir: Path, output: Path, **changes: object) -> FinetuneConfig:
