@@ -95,14 +95,8 @@ def unlikelihood(config: FinetuneConfig, tokenizer: Any) -> SequenceUnlikelihood
     train = config.train
     if not train.unlikelihood_weight:
         return None
-    return SequenceUnlikelihood(
-        weight=train.unlikelihood_weight,
-        ngram=train.unlikelihood_ngram,
-        new_tokens=train.unlikelihood_new_tokens,
-        eos_id=tokenizer.eos_token_id,
-        pad_id=tokenizer.pad_token_id,
-        tokenizer=tokenizer,
-    )
+    settings = (train.unlikelihood_weight, train.unlikelihood_ngram, train.unlikelihood_new_tokens)
+    return SequenceUnlikelihood(*settings, tokenizer)
 
 
 def training_arguments(config: FinetuneConfig, resuming: bool) -> Any:

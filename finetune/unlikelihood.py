@@ -73,12 +73,18 @@ class SequenceUnlikelihood:
     weight: float
     ngram: int
     new_tokens: int
-    eos_id: int
-    pad_id: int
-    tokenizer: Any
+    tokenizer: Any  # decodes the answers for the repetition rule; its EOS ends them, its pad fills batches
     answers_seen: int = 0
     repeats_seen: int = 0
     penalty_sum: float = 0.0
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
 
     @torch.no_grad()
     def answer(self, model: Any, prompts: list[list[int]], device: torch.device) -> OwnAnswers:

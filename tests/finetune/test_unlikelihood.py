@@ -45,7 +45,7 @@ def tiny(tiny_dir):
 def test_penalty_is_minus_log_one_minus_p_of_each_marked_token_and_teaches_avoiding_them(tiny):
     model, tokenizer = tiny
     model = type(model)(model.config)  # a private copy: this test trains it
-    penalty = SequenceUnlikelihood(1.0, 2, 8, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer)
+    penalty = SequenceUnlikelihood(1.0, 2, 8, tokenizer)
     prompt, answer = [11, 12, 13], [40, 41, 40, 41, 42]
     own = OwnAnswers([prompt], [answer], [repeated_ngram_mask(answer, 2)], repeats=0)
     assert own.penalised == 2  # the second "40 41"
@@ -75,14 +75,14 @@ def test_penalty_is_minus_log_one_minus_p_of_each_marked_token_and_teaches_avoid
 
 def test_no_repeat_means_no_penalty_and_no_forward(tiny):
     tokenizer = tiny[1]
-    penalty = SequenceUnlikelihood(1.0, 4, 8, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer)
+    penalty = SequenceUnlikelihood(1.0, 4, 8, tokenizer)
     own = OwnAnswers([[1, 2]], [[3, 4, 5]], [[False] * 3], repeats=0)
     assert float(penalty.penalty(None, own, torch.device("cpu"))) == 0.0  # None: the model is never called
 
 
 def test_greedy_answers_stop_at_eos_and_leave_the_model_training(tiny):
     model, tokenizer = tiny
-    penalty = SequenceUnlikelihood(1.0, 2, 12, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer)
+    penalty = SequenceUnlikelihood(1.0, 2, 12, tokenizer)
     model.train()
     own = penalty.answer(model, [[11, 12, 13], [14, 15]], torch.device("cpu"))
     assert model.training
