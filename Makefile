@@ -81,7 +81,7 @@ adapter-resume: prepare  ## finish a committed, interrupted epoch: make adapter-
 # penalised. Validated at the end only (the starting adapter's figures are in its card, kept as STARTED_FROM.md).
 UNLOOP := --overwrite --max-steps 30 --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start \
 	--unlikelihood-weight 1
-adapter-unloop: prepare  ## phase two of a shipped adapter: make adapter-unloop NAME=medalpaca-smol-lora (~35 min; 8-bit ~50)
+adapter-unloop: prepare  ## phase two of a shipped adapter: make adapter-unloop NAME=medalpaca-smol-lora (~25 min; 8-bit ~30)
 	@test -n "$(NAME)" -a -f assets/adapters/$(NAME)/adapter_config.json || \
 		{ echo "make adapter-unloop NAME=<config>: no trained adapter in assets/adapters/$(NAME)" >&2; exit 2; }
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(UNLOOP)
