@@ -193,9 +193,8 @@ class FinetuneTrainer(Trainer):
         labels = inputs["labels"]
         loss = weighted_token_loss(outputs.logits, labels, self.eos_id, self.eos_weight, num_items_in_batch)
         if penalised:
-            count = num_items_in_batch if num_items_in_batch is not None else (labels[:, 1:] != -100).sum()
             repeats = self.unlikelihood(model, self.accelerator.unwrap_model(model), inputs)
-            loss = loss + self.unlikelihood.weight * repeats / count
+            loss = loss + self.unlikelihood.weight * repeats / labelled_tokens(labels, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
     def prediction_step(
@@ -242,10 +241,14 @@ def weighted_token_loss(
     """Summed cross-entropy of the labelled tokens, EOS labels counted ``eos_weight`` times, over ``num_items``
     labelled tokens (the whole accumulated batch's; this micro-batch's when not given). Padding is labelled
     -100 by position, so only an answer's own EOS is weighted, never a pad that shares its id."""
-    targets = labels[:, 1:]
-    weights = torch.where(targets == eos_id, eos_weight, 1.0)
-    count = num_items if num_items is not None else (targets != -100).sum()
-    return (token_losses(logits, labels) * weights).sum() / count
+    weights = torch.where(labels[:, 1:] == eos_id, eos_weight, 1.0)
+    return (token_losses(logits, labels) * weights).sum() / labelled_tokens(labels, num_items)
+
+
+def labelled_tokens(labels: torch.Tensor, num_items: Any = None) -> Any:
+    """The count a summed loss is divided by: ``num_items`` (the accumulated batch's labelled tokens, from the
+    Trainer) when given, else this micro-batch's labelled next-token positions."""
+    return num_items if num_items is not None else (labels[:, 1:] != -100).sum()
 
 
 class ThroughputMeter(TrainerCallback):

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 
 from medalpaca_core.evaluation.repetition import repetition
+from medalpaca_core.generation.decoding import left_pad
 
-IGNORE_INDEX = -100
+from .data import IGNORE_INDEX
 
 
 def repeated_ngram_mask(tokens: list[int], n: int) -> list[bool]:
@@ -62,10 +63,6 @@ class OwnAnswers:
     marked: list[list[bool]]
     repeats: int  # answers that repeat by the evaluation rule (a sentence twice, or a looping phrase)
 
-    @property
-    def penalised(self) -> int:
-        return sum(map(sum, self.marked))
-
 
 @dataclass
 class SequenceUnlikelihood:
@@ -93,12 +90,10 @@ class SequenceUnlikelihood:
         was_training = model.training
         model.eval()
         try:
-            width = max(len(p) for p in prompts)
-            ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+            ids, mask = left_pad(prompts, self.pad_id)
             out = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
+                input_ids=torch.tensor(ids, device=device),
+                attention_mask=torch.tensor(mask, device=device),
                 max_new_tokens=self.new_tokens,
                 do_sample=False,
                 use_cache=True,
@@ -107,7 +102,7 @@ class SequenceUnlikelihood:
             )
         finally:
             model.train(was_training)
-        answers = [_until(row, self.eos_id) for row in out[:, width:].tolist()]
+        answers = [_until(row, self.eos_id) for row in out[:, len(ids[0]) :].tolist()]
         texts = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
         loops = [repetition(text) is not None for text in texts]
         marked = [

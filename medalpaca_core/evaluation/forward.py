@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..generation.cpu_share import CPU_SHARE
+from ..generation.decoding import left_pad
 from ..text.prompts import encode
 
 
@@ -68,12 +69,9 @@ def left_padded(loaded: Any, rows: Sequence[list[int]]) -> tuple[Any, Any]:
     """(input ids, attention mask) of ``rows`` padded on the left to the longest, so that all end together."""
     import torch
 
-    width = max(len(ids) for ids in rows)
-    pad = loaded.tokenizer.pad_token_id
+    padded, mask = left_pad(rows, loaded.tokenizer.pad_token_id)
     device = loaded.model.device
-    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device)
-    return input_ids, mask
+    return torch.tensor(padded, device=device), torch.tensor(mask, device=device)
 
 
 def mask_positions(mask: Any) -> Any:

@@ -6,6 +6,7 @@ and the answers everyone reads are ``settings`` and ``answers``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,12 +48,13 @@ class IncrementalDecoder:
         return self.text
 
 
-def left_pad(rows: list[Row], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
-    """The rows' prompt ids padded on the left to one width, and their attention mask (0 on the padding)."""
-    width = max(len(row.prompt_ids) for row in rows)
-    ids = [[pad_id] * (width - len(row.prompt_ids)) + row.prompt_ids for row in rows]
-    mask = [[0] * (width - len(row.prompt_ids)) + [1] * len(row.prompt_ids) for row in rows]
-    return ids, mask
+def left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Token id rows padded on the left to one width (so that all end together), and their attention mask
+    (0 on the padding)."""
+    width = max(len(ids) for ids in rows)
+    padded = [[pad_id] * (width - len(ids)) + ids for ids in rows]
+    mask = [[0] * (width - len(ids)) + [1] * len(ids) for ids in rows]
+    return padded, mask
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -187,7 +187,7 @@ class BatchScheduler:
         import torch
 
         device = self.loaded.model.device
-        ids, mask = left_pad([row.row for row in joining], self.loaded.tokenizer.pad_token_id)
+        ids, mask = left_pad([row.row.prompt_ids for row in joining], self.loaded.tokenizer.pad_token_id)
         mask = torch.tensor(mask, device=device)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         try:

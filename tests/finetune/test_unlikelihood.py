@@ -11,9 +11,10 @@ import torch
 from finetune.__main__ import main
 from finetune.card import LOSS_COLUMNS
 from finetune.config import ConfigError, DataConfig, FinetuneConfig, LoraSettings, TrainSettings, validate
+from finetune.data import IGNORE_INDEX
 from finetune.initial import KEPT_CARD, StartError, read_start
 from finetune.train import run
-from finetune.unlikelihood import IGNORE_INDEX, OwnAnswers, SequenceUnlikelihood, prompts_of, repeated_ngram_mask
+from finetune.unlikelihood import OwnAnswers, SequenceUnlikelihood, prompts_of, repeated_ngram_mask
 from medalpaca_core.evaluation.repetition import repetition
 from medalpaca_core.models.loading import load_pretrained
 from medalpaca_core.runtime.paths import ASSETS_DIR
@@ -50,7 +51,7 @@ def test_penalty_is_minus_log_one_minus_p_of_each_marked_token_and_teaches_avoid
     penalty = SequenceUnlikelihood(1.0, 2, 8, tokenizer)
     prompt, answer = [11, 12, 13], [40, 41, 40, 41, 40, 41]
     own = OwnAnswers([prompt], [answer], [repeated_ngram_mask(answer, 2)], repeats=1)
-    assert own.penalised == 4  # everything after the first "40 41"
+    assert sum(own.marked[0]) == 4  # everything after the first "40 41"
     sequence = torch.tensor([prompt + answer])
     with torch.no_grad():
         probabilities = torch.softmax(model(input_ids=sequence).logits[0], dim=-1)
