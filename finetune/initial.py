@@ -24,6 +24,15 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 KEPT_CARD = "STARTED_FROM.md"
 
 
+def set_aside(folder: Path) -> Path:
+    """Where ``--overwrite`` keeps the finished model of ``folder`` until the run that replaces it has saved.
+
+    A phase usually overwrites the adapter it starts from; were that folder deleted at the start, a run
+    killed half-way would lose the only copy of the adapter outside git.
+    """
+    return folder.with_name(folder.name + ".previous")
+
+
 class StartError(ValueError):
     """An adapter this run cannot start from; the message names the file or the differences."""
 
@@ -76,7 +85,9 @@ def read_start(config: FinetuneConfig) -> StartingAdapter | None:
 
     folder = Path(config.init_adapter).expanduser()
     if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
-        raise StartError(f"init_adapter {folder} holds no trained adapter ({CONFIG_FILE} and {WEIGHTS_FILE})")
+        kept = set_aside(folder)
+        hint = f"; an interrupted run left the one it replaced in {kept}" if (kept / CONFIG_FILE).is_file() else ""
+        raise StartError(f"init_adapter {folder} holds no trained adapter ({CONFIG_FILE} and {WEIGHTS_FILE}){hint}")
     try:
         saved = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         weights = load_file(str(folder / WEIGHTS_FILE))

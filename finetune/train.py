@@ -27,7 +27,7 @@ from . import card
 from .config import FinetuneConfig, portable_base, validate, with_defaults
 from .data import Collator, PreparedData, prepare
 from .eos_probe import EosProbe
-from .initial import KEPT_CARD, StartingAdapter, read_start
+from .initial import KEPT_CARD, StartingAdapter, read_start, set_aside
 from .result import TrainResult
 from .resume import check_resume, fingerprint, write_fingerprint
 from .sampler import LengthBucketSampler
@@ -297,8 +297,22 @@ def prepare_output(config: FinetuneConfig) -> Path | None:
         if card.VARIANT_FILE not in existing and existing != {saved.name}:
             raise FinetuneError(f"{out} holds files that finetune did not write; refusing to overwrite it")
         if int(os.environ.get("RANK", 0)) == 0:  # under accelerate launch one process clears it, not all
-            shutil.rmtree(out)
+            clear_output(out, finished=card.VARIANT_FILE in existing)
     return None
+
+
+def clear_output(out: Path, finished: bool) -> None:
+    """Empty ``out`` for a fresh run; a finished model in it waits in ``set_aside(out)`` until the run saves.
+
+    Leftovers of an interrupted run are simply deleted: the finished model it set aside is still there.
+    """
+    if not finished:
+        shutil.rmtree(out)
+        return
+    kept = set_aside(out)
+    shutil.rmtree(kept, ignore_errors=True)
+    out.rename(kept)
+    log.info("The finished model in %s waits in %s until this run has saved its own", out, kept)
 
 
 def evaluate(model: Any, args: Any, data: PreparedData, collator: Collator) -> float:
@@ -422,5 +436,6 @@ def run(config: FinetuneConfig, callbacks: list[Any] | tuple = ()) -> TrainResul
             (out / KEPT_CARD).write_text(start.card, encoding="utf-8")
         if not config.train.keep_checkpoints:
             shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
+        shutil.rmtree(set_aside(out), ignore_errors=True)
     log.info("%s", result.summary())
     return result

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from finetune.__main__ import main
 from finetune.card import LOSS_COLUMNS
 from finetune.config import ConfigError, DataConfig, FinetuneConfig, LoraSettings, TrainSettings, validate
 from finetune.data import IGNORE_INDEX
-from finetune.initial import KEPT_CARD, StartError, read_start
+from finetune.initial import KEPT_CARD, StartError, read_start, set_aside
 from finetune.train import run
 from finetune.unlikelihood import OwnAnswers, SequenceUnlikelihood, prompts_of, repeated_ngram_mask
 from medalpaca_core.evaluation.repetition import repetition
@@ -132,10 +133,32 @@ def test_phase_two_starts_from_the_trained_adapter_and_logs_its_own_repeats(tiny
     card = (out / "README.md").read_text()
     assert "| started from |" in card and "| unlikelihood |" in card and "the starting adapter" in card
     assert "own greedy answers to its training questions" in card
+    assert not set_aside(out).exists()  # the replaced adapter is deleted once the phase has saved
     header, *rows = (out / "loss_log.csv").read_text().splitlines()
     assert header == ",".join(LOSS_COLUMNS)
     shares = [float(row.split(",")[5]) for row in rows if row.split(",")[5]]
     assert len(shares) == 4 and all(0 <= share <= 1 for share in shares)  # one per logged step
+
+
+class Interrupt(TrainerCallback):
+    """A run killed at its first step."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_a_phase_killed_half_way_loses_not_the_adapter_it_replaces(tiny_dir, tmp_path):
+    out = tmp_path / "adapter"
+    run(phase_config(tiny_dir, out))
+    weights = (out / "adapter_model.safetensors").read_bytes()
+    phase = phase_config(tiny_dir, out, init_adapter=str(out), overwrite=True)
+    with pytest.raises(KeyboardInterrupt):
+        run(phase, callbacks=[Interrupt()])
+    assert (set_aside(out) / "adapter_model.safetensors").read_bytes() == weights
+    with pytest.raises(StartError, match=f"left the one it replaced in {set_aside(out)}"):
+        read_start(phase)
+    run(replace(phase, init_adapter=str(set_aside(out))))  # starts from it, saves, then drops it
+    assert (out / "adapter_model.safetensors").is_file() and not set_aside(out).exists()
 
 
 def test_an_adapter_of_another_shape_or_a_broken_one_is_refused(tiny_dir, tmp_path):
