@@ -28,9 +28,10 @@ def set_aside(folder: Path) -> Path:
     """Where ``--overwrite`` keeps the finished model of ``folder`` until the run that replaces it has saved.
 
     A phase usually overwrites the adapter it starts from; were that folder deleted at the start, a run
-    killed half-way would lose the only copy of the adapter outside git.
+    killed half-way would lose the only copy of the adapter outside git. Hidden (a leading dot), so the
+    registry does not list it as a second variant while it waits.
     """
-    return folder.with_name(folder.name + ".previous")
+    return folder.with_name(f".{folder.name}.previous")
 
 
 class StartError(ValueError):

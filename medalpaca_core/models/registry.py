@@ -203,7 +203,8 @@ def discover_folder(folder: Path, source: str, prefix: str = "") -> Variant | No
 def discover(directory: Path, source: str, prefix: str = "") -> list[Variant]:
     if not directory.is_dir():
         return []
-    found = (discover_folder(folder, source, prefix) for folder in sorted(directory.iterdir()) if folder.is_dir())
+    folders = [f for f in sorted(directory.iterdir()) if f.is_dir() and not f.name.startswith(".")]  # .cache etc.
+    found = (discover_folder(folder, source, prefix) for folder in folders)
     return [variant for variant in found if variant is not None]
 
 

@@ -1,6 +1,7 @@
 """The variant registry: bundled entries, discovery of new adapters, availability without a network."""
 
 import json
+import shutil
 
 import pytest
 
@@ -71,6 +72,7 @@ def test_adapters_are_discovered_with_portable_base(tmp_path):
     (tmp_path / "full-model").mkdir()
     (tmp_path / "full-model" / "config.json").write_text("{}")
     (tmp_path / "junk").mkdir()
+    shutil.copytree(folder, tmp_path / ".my-lora.previous")  # hidden: finetune's set-aside copy (or .cache)
     found = {variant.id: variant for variant in discover(tmp_path, "finetuned", prefix="local/")}
     assert set(found) == {"local/my-lora", "local/full-model"}
     assert found["local/my-lora"].base == DEFAULT_ALIAS
