@@ -2,10 +2,11 @@
 
 A phase after the first epoch (the unlikelihood steps of ``unlikelihood.py``) continues the shipped
 adapter's weights rather than a fresh LoRA. The adapter is read whole before anything else happens,
-because it usually lives in the very folder the run is about to replace; its model card is kept
-beside the new one (``STARTED_FROM.md``), so the finished folder still says how its first phase was
-trained. An adapter of another base or another LoRA shape is refused with every difference named:
-loading it would either fail deep inside PEFT or silently train weights of a different model.
+because it usually lives in the very folder the run is about to replace; its model card, followed by
+the cards it kept itself, is kept beside the new one (``STARTED_FROM.md``), so the finished folder still
+says how every earlier phase was trained. An adapter of another base or another LoRA shape is refused
+with every difference named: loading it would either fail deep inside PEFT or silently train weights of
+a different model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .config import FinetuneConfig, portable_base
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 KEPT_CARD = "STARTED_FROM.md"
+CARD_SEPARATOR = "\n\n---\n\n*The adapter this one started from was itself started from another:*\n\n"
 
 
 def set_aside(folder: Path) -> Path:
@@ -97,5 +99,14 @@ def read_start(config: FinetuneConfig) -> StartingAdapter | None:
     wrong = differences(config, saved)
     if wrong:
         raise StartError(f"init_adapter {folder} was trained for another model: " + "; ".join(wrong))
-    card = folder / "README.md"
-    return StartingAdapter(folder, weights, card.read_text(encoding="utf-8") if card.is_file() else None)
+    return StartingAdapter(folder, weights, lineage(folder))
+
+
+def lineage(folder: Path) -> str | None:
+    """The adapter's card, then the cards of the phases before it (its own ``STARTED_FROM.md``), or None.
+
+    A third phase would otherwise drop the first phase's card: only the latest one is kept beside the new.
+    """
+    cards = [folder / name for name in ("README.md", KEPT_CARD)]
+    texts = [card.read_text(encoding="utf-8") for card in cards if card.is_file()]
+    return CARD_SEPARATOR.join(texts) if texts else None

@@ -13,7 +13,7 @@ from finetune.__main__ import main
 from finetune.card import LOSS_COLUMNS
 from finetune.config import ConfigError, DataConfig, FinetuneConfig, LoraSettings, TrainSettings, validate
 from finetune.data import IGNORE_INDEX
-from finetune.initial import KEPT_CARD, StartError, read_start, set_aside
+from finetune.initial import KEPT_CARD, StartError, lineage, read_start, set_aside
 from finetune.train import run
 from finetune.unlikelihood import OwnAnswers, SequenceUnlikelihood, prompts_of, repeated_ngram_mask
 from medalpaca_core.evaluation.repetition import repetition
@@ -138,6 +138,14 @@ def test_phase_two_starts_from_the_trained_adapter_and_logs_its_own_repeats(tiny
     assert header == ",".join(LOSS_COLUMNS)
     shares = [float(row.split(",")[5]) for row in rows if row.split(",")[5]]
     assert len(shares) == 4 and all(0 <= share <= 1 for share in shares)  # one per logged step
+
+
+def test_a_later_phase_keeps_the_cards_of_every_phase_before(tmp_path):
+    assert lineage(tmp_path) is None
+    (tmp_path / "README.md").write_text("# phase two")
+    (tmp_path / KEPT_CARD).write_text("# the epoch")
+    kept = lineage(tmp_path)
+    assert kept.startswith("# phase two") and kept.endswith("# the epoch") and "started from another" in kept
 
 
 class Interrupt(TrainerCallback):
