@@ -83,8 +83,8 @@ HAVE_ADAPTER = @test -n "$(NAME)" -a -f assets/adapters/$(NAME)/adapter_config.j
 # still cycles through the items of some lists. 30 steps of sequence-level unlikelihood (finetune/unlikelihood.py)
 # from the committed adapter: each micro-batch's questions answered greedily, the repeats of those that loop
 # penalised. Validated at the end only (the starting adapter's figures are in its card, kept as STARTED_FROM.md).
-UNLOOP := --overwrite --max-steps 30 --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start \
-	--unlikelihood-weight 1
+PHASE := --overwrite --max-steps 30 --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start
+UNLOOP := $(PHASE) --unlikelihood-weight 1
 adapter-unloop: prepare  ## phase two of a shipped adapter: make adapter-unloop NAME=medalpaca-smol-lora (~25 min; 8-bit ~30)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(UNLOOP)
@@ -94,8 +94,7 @@ adapter-unloop: prepare  ## phase two of a shipped adapter: make adapter-unloop 
 # the gold passage and then go on alone; a pasted context (and the evaluation's, 1,000 characters) usually holds
 # the whole answer. 30 steps, half the records grounded in 1,000-character passages (cutoff 1,024 tokens), the
 # unlikelihood penalty kept on, at weight 3, so the loops stay gone (at weight 1 the LoRA adapter looped on 4/40).
-GROUND := --overwrite --max-steps 30 --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start \
-	--unlikelihood-weight 3 --context-share 0.5 --context-passage-chars 1000 --cutoff 1024
+GROUND := $(PHASE) --unlikelihood-weight 3 --context-share 0.5 --context-passage-chars 1000 --cutoff 1024
 adapter-ground: prepare  ## phase three, after adapter-unloop: make adapter-ground NAME=medalpaca-smol-lora (~28 min; 8-bit ~35)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(GROUND)

@@ -16,7 +16,8 @@ answer -- was tried first on the LoRA adapter (40 steps): 0 of 40 validation ans
 by EOS, P(EOS) after the gold answer 0.447, with-context loss 0.352 -> 0.446. This rule (30 steps): 0
 repeated, 40 ended, P(EOS) 0.519, but the with-context loss rose further, to 0.492. Sparing answers that
 do not loop did not spare context copying: both phases teach the adapter to end at an item or sentence
-where the epoch copied the context on. The share of answers that repeat is logged as the run goes:
+where the epoch copied the context on (a later phase with full-size contexts, ``make adapter-ground``,
+won the copying back: 0.340). The share of answers that repeat is logged as the run goes:
 the training-time view of the target that greedy answers repeat in at most 5% of questions.
 """
 
