@@ -58,7 +58,7 @@ clean:
 # arenas hold it at ~8 GB. (A fixed MALLOC_MMAP_THRESHOLD_=65536 held it at 2-3 GB but spent 40% of the CPU in the
 # kernel, mapping and faulting in every tensor.)
 FINETUNE := OMP_WAIT_POLICY=PASSIVE MALLOC_ARENA_MAX=2 HF_HUB_OFFLINE=1 $(PY) -m finetune
-.PHONY: adapter-lora adapter-resume adapter-unloop adapter-ground adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
+.PHONY: adapter-lora adapter-resume adapter-unloop adapter-ground adapter-cure adapter-lora-8bit finetune-full bench-finetune quality quality-heldout quality-loss quality-answers
 HELDOUT := outputs/heldout.json
 QUALITY_VARIANTS := --variant smol-base --variant medalpaca-smol-lora --variant medalpaca-smol-lora-8bit
 ANSWERS_LIMIT ?= 40
@@ -98,6 +98,14 @@ GROUND := $(PHASE) --unlikelihood-weight 3 --context-share 0.5 --context-passage
 adapter-ground: prepare  ## phase three, after adapter-unloop: make adapter-ground NAME=medalpaca-smol-lora (~28 min; 8-bit ~35)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(GROUND)
+
+# Phase four: the context phase again, with cure questions (finetune/cure.py): the training answers that say
+# whether their condition can be cured, asked as "How to cure X?" / "Can X be cured?". No training question asked
+# that, and both adapters answered "How to cure COVID-19?" with "The best way to cure COVID-19 is to get vaccinated."
+CURE := $(GROUND) --cure-questions 3
+adapter-cure: prepare  ## phase four, after adapter-ground: make adapter-cure NAME=medalpaca-smol-lora (~30 min; 8-bit ~40)
+	$(HAVE_ADAPTER)
+	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(CURE)
 
 adapter-lora-8bit: prepare  ## retrain assets/adapters/medalpaca-smol-lora-8bit on an LLM.int8 base (one epoch: 85 min beside other work on 2 cores)
 	$(FINETUNE) --config medalpaca-smol-lora-8bit --overwrite

@@ -210,6 +210,14 @@ def render_card(
                 f"{d.context_passage_chars} chars",
             )
         )
+    if config.data.cure_questions:
+        hyper.append(
+            (
+                "cure questions",
+                f"{config.data.cure_questions} copies of the cure questions derived from training answers that say "
+                "whether their condition can be cured (finetune/cure.py)",
+            )
+        )
     if config.is_lora:
         modules = ", ".join(lora.target_modules)
         hyper.append(("LoRA", f"r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout:g}, on {modules}"))

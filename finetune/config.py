@@ -63,6 +63,13 @@ class DataConfig:
     context_passage_chars: int = field(
         default=400, metadata={"help": "a context passage is cut to whole sentences within this many characters"}
     )
+    cure_questions: int = field(
+        default=0,
+        metadata={
+            "help": "copies of the cure questions derived from training answers that say whether a condition can "
+            "be cured (finetune/cure.py; 0: none)"
+        },
+    )
 
     def grounding(self) -> Grounding:
         """The RAFT context settings (seeded like the split, so a config always yields the same data)."""
@@ -348,6 +355,7 @@ def validate(config: FinetuneConfig) -> FinetuneConfig:
         data.grounding().check()
     except GroundingError as error:
         raise ConfigError(f"data: {error}") from None
+    _check(data.cure_questions >= 0, f"data.cure_questions must be >= 0 copies, got {data.cure_questions}")
     _check(0 < data.val_fraction < 1, f"data.val_fraction must be between 0 and 1, got {data.val_fraction}")
     _check(lora.r > 0 and lora.alpha > 0, "lora.r and lora.alpha must be positive")
     _check(0 <= lora.dropout < 1, f"lora.dropout must be in [0, 1), got {lora.dropout}")

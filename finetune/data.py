@@ -21,6 +21,7 @@ from medalpaca_core.text.prompts import encode, render
 from medalpaca_core.text.records import QAPair, RecordError, Source, load_records
 
 from .config import DataConfig
+from .cure import cure_questions
 
 IGNORE_INDEX = -100  # what torch's cross-entropy skips
 DataError = RecordError  # finetune's data errors are the reader's: one message style for both
@@ -38,10 +39,13 @@ class PreparedData:
     too_long: int = 0  # examples dropped because the prompt alone fills the cutoff
     grounded: int = 0  # training examples that kept a RAFT context
     ungrounded: int = 0  # chosen for a context, kept without one: with it the answer would not fit the cutoff
+    cure_questions: int = 0  # training records derived by finetune/cure.py (copies included)
 
     def summary(self) -> str:
         taken = ", ".join(f"{count:,} from {name}" for name, count in self.used.items())
         text = f"{len(self.train):,} training and {len(self.validation):,} validation examples ({taken})"
+        if self.cure_questions:
+            text += f", {self.cure_questions:,} of them cure questions derived from training answers"
         if self.grounded or self.ungrounded:
             text += f"; {self.grounded:,} training examples with a context"
         if self.ungrounded:
@@ -103,6 +107,8 @@ def prepare(config: DataConfig, tokenizer: Any) -> PreparedData:
     sources = [Source.parse(spec) for spec in config.sources]
     read = load_records(sources, config.split_seed, config.skip_malformed)
     train_records, val_records = split(read.pairs, config.val_fraction, config.split_seed)
+    derived = cure_questions(train_records, config.cure_questions)
+    train_records += derived
     try:
         train_records = ground(train_records, config.grounding())
     except GroundingError as error:
@@ -124,7 +130,9 @@ def prepare(config: DataConfig, tokenizer: Any) -> PreparedData:
     if not train or not validation:
         raise DataError(f"Every prompt fills the cutoff of {config.cutoff} tokens: raise --cutoff")
     validation.sort(key=lambda example: len(example["input_ids"]))
-    return PreparedData(train, validation, sources, read.used, read.problems, too_long, grounded, ungrounded)
+    return PreparedData(
+        train, validation, sources, read.used, read.problems, too_long, grounded, ungrounded, len(derived)
+    )
 
 
 def write_validation(config: DataConfig, path: str | Path) -> int:

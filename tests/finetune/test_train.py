@@ -352,6 +352,7 @@ def test_yaml_numbers_and_unknown_keys(tmp_path):
         (["--method", "lora", "--data", "x.json", "--cutoff", "4"], "data.cutoff must be at least 16"),
         (["--config", "no-such-config"], "Cannot read config file no-such-config"),
         (["--method", "lora", "--data", "x.json", "--resume", "--overwrite"], "contradict"),
+        (["--method", "lora", "--data", "x.json", "--cure-questions", "-1"], "data.cure_questions must be >= 0"),
     ],
 )
 def test_cli_rejects_bad_settings_with_a_clear_message(argv, message, capsys, tmp_path):
