@@ -85,7 +85,7 @@ def finetuned(tmp_path_factory, tiny_dir):
     """One run per method into a MEDALPACA_HOME-like finetuned/ folder, shared by several tests."""
     root = tmp_path_factory.mktemp("finetuned")
     configs = {m: tiny_config(tiny_dir, root / f"tiny-{m}", m) for m in ("full", "lora", "lora-8bit")}
-    grounded = replace(configs["lora"].data, cutoff=256, context_share=0.5)  # the RAFT mix, end to end
+    grounded = replace(configs["lora"].data, cutoff=256, context_share=0.5, cure_questions=2)  # RAFT, cure questions
     half = replace(configs["lora"].train, adapter_dtype="bfloat16")  # stored in half the bytes
     configs["lora"] = replace(configs["lora"], data=grounded, train=half)
     return {m: (run(config), root) for m, config in configs.items()}
@@ -106,6 +106,7 @@ def test_each_method_learns_and_writes_a_complete_variant(finetuned, method, tin
     card = (out / "README.md").read_text()
     assert ("contexts (RAFT) | 50% of the training records" in card) == (method == "lora"), card
     assert ("training examples with a context" in card) == (method == "lora")
+    assert ("| cure questions | 2 copies" in card) == (method == "lora"), card
     if method != "full":
         from safetensors.torch import load_file as load_safetensors
 
