@@ -11,6 +11,7 @@ must be learnt. A share of the training records can get a RAFT context (``medalp
 from __future__ import annotations
 
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from medalpaca_core.text.records import QAPair, RecordError, Source, load_record
 from .config import DataConfig
 from .cure import cure_questions
 
+log = logging.getLogger(__name__)
 IGNORE_INDEX = -100  # what torch's cross-entropy skips
 DataError = RecordError  # finetune's data errors are the reader's: one message style for both
 
@@ -108,6 +110,12 @@ def prepare(config: DataConfig, tokenizer: Any) -> PreparedData:
     read = load_records(sources, config.split_seed, config.skip_malformed)
     train_records, val_records = split(read.pairs, config.val_fraction, config.split_seed)
     derived = cure_questions(train_records, config.cure_questions)
+    if config.cure_questions and not derived:
+        log.warning(
+            "--cure-questions %d added nothing: no training answer says whether its condition can be cured under "
+            "a WikiDoc-style question (finetune/cure.py)",
+            config.cure_questions,
+        )
     train_records += derived
     try:
         train_records = ground(train_records, config.grounding())

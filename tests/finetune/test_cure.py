@@ -85,3 +85,10 @@ def test_prepare_adds_cure_questions_to_training_only(tmp_path, tiny_dir):
     assert len(asked.train) == len(plain.train) + asked.cure_questions
     assert asked.validation == plain.validation, "the validation split never gets derived records"
     assert f"{asked.cure_questions} of them cure questions" in asked.summary()
+
+
+def test_cure_questions_that_find_nothing_say_so(tmp_path, tiny_dir, caplog):
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps([{"instruction": "i", "input": f"Q{n}?", "output": f"A{n}."} for n in range(20)]))
+    data = prepare(DataConfig(sources=[str(path)], cure_questions=3), load_tokenizer(str(tiny_dir)))
+    assert data.cure_questions == 0 and "--cure-questions 3 added nothing" in caplog.text
