@@ -103,7 +103,7 @@ adapter-ground: prepare  ## phase three, after adapter-unloop: make adapter-grou
 # whether their condition can be cured, asked as "How to cure X?" / "Can X be cured?". No training question asked
 # that, and both adapters answered "How to cure COVID-19?" with "The best way to cure COVID-19 is to get vaccinated."
 CURE := $(GROUND) --cure-questions 3
-adapter-cure: prepare  ## phase four, after adapter-ground: make adapter-cure NAME=medalpaca-smol-lora (~30 min; 8-bit ~40)
+adapter-cure: prepare  ## phase four, after adapter-ground: make adapter-cure NAME=medalpaca-smol-lora-8bit (~45 min; LoRA ~30)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(CURE)
 
