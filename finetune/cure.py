@@ -3,12 +3,12 @@
 Medical Meadow's WikiDoc questions ask what causes a condition, what to expect, when to see a doctor;
 one of 5,479 asks about a cure. Users ask "How to cure COVID-19?", and an adapter that never saw
 the form answers it from the base's habits ("The best way to cure COVID-19 is to get vaccinated.").
-About 70 answers do say whether their condition can be cured, either way ("There is no cure for
-asthma", "Syphilis can be cured if it is diagnosed early"). Each of those records is asked again in
-the users' forms and answered by its own cure sentence and the one after it: the adapter learns that
-a cure question is answered with what is known about curing that condition, and nothing is invented
-here, since every answer is a span of a training answer. Only training records are used, so the
-validation split stays as it was.
+82 answers of the shared set (74 in its training split) say whether their condition can be cured,
+either way ("There is no cure for asthma", "Syphilis can be cured if it is diagnosed early"). Each of
+those records is asked again in the users' forms and answered by its own cure sentence and the one
+after it: the adapter learns that a cure question is answered with what is known about curing that
+condition, and nothing is invented here, since every answer is a span of a training answer.
+Only training records are used, so the validation split stays as it was.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from medalpaca_core.text.grounding import SENTENCE_END
 from medalpaca_core.text.records import QAPair
 
 FORMS = ("How to cure {}?", "Can {} be cured?")
 CURE = re.compile(r"\b(cure[sd]?|curable|incurable)\b", re.IGNORECASE)
 NOT_MEDICAL = re.compile(r"\b(salted|smoked|pork|ham|foods?)\b", re.IGNORECASE)  # "cured pork", "cured foods"
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 LONGEST = 400  # characters: a passage longer than this is a list the sentence split missed
 # WikiDoc's question templates, each naming its condition (some with %27 for an apostrophe)
 CONDITION = re.compile(
@@ -34,7 +34,7 @@ CONDITION = re.compile(
 
 def condition_of(question: str) -> str | None:
     """The condition a WikiDoc-style question is about, or None for any other question."""
-    match = CONDITION.fullmatch(question.strip()) or CONDITION.match(question.strip())
+    match = CONDITION.match(question.strip())
     if not match:
         return None
     name = unquote(next(group for group in match.groups() if group)).strip()
@@ -43,7 +43,7 @@ def condition_of(question: str) -> str | None:
 
 def cure_passage(answer: str) -> str | None:
     """The answer's first sentence about a cure and the sentence after it, or None when it has none."""
-    sentences = [s.strip() for s in SENTENCE_END.split(answer) if s.strip()]
+    sentences = [s.strip() for line in answer.splitlines() for s in SENTENCE_END.split(line) if s.strip()]
     for index, sentence in enumerate(sentences):
         if CURE.search(sentence) and not NOT_MEDICAL.search(sentence):
             passage = " ".join(sentences[index : index + 2])
