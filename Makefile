@@ -99,11 +99,16 @@ adapter-ground: prepare  ## phase three, after adapter-unloop: make adapter-grou
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(GROUND)
 
-# Phase four: the context phase again, with cure questions (finetune/cure.py): the training answers that say
-# whether their condition can be cured, asked as "How to cure X?" / "Can X be cured?". No training question asked
-# that, and both adapters answered "How to cure COVID-19?" with "The best way to cure COVID-19 is to get vaccinated."
-CURE := $(GROUND) --cure-questions 3
-adapter-cure: prepare  ## phase four, after adapter-ground: make adapter-cure NAME=medalpaca-smol-lora-8bit (~45 min; LoRA ~30)
+# Phase four: cure questions (finetune/cure.py). No training question asked how to cure a condition, and both adapters
+# answered "How to cure COVID-19?" with "The best way to cure COVID-19 is to get vaccinated." The training answers that
+# say whether their condition can be cured, asked as "How to cure X?" / "Can X be cured?", and the other outlook answers
+# asked as "How to cure X?": 10 copies (9,460 records, two thirds of the phase) beside the context phase's records,
+# 40 steps, no unlikelihood penalty (~13 min for the LoRA adapter; peak RSS 19 GB at 8 per micro-batch, so the int8
+# base, which needs more, ran at CURE_MICRO_BATCH=4: the same batches of 16).
+CURE_MICRO_BATCH ?= 8
+CURE := --overwrite --max-steps 40 --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start \
+	--context-share 0.5 --context-passage-chars 1000 --cutoff 1024 --cure-questions 10 --micro-batch-size $(CURE_MICRO_BATCH)
+adapter-cure: prepare  ## phase four, after adapter-ground: make adapter-cure NAME=medalpaca-smol-lora (~13 min; 8-bit: CURE_MICRO_BATCH=4)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(CURE)
 

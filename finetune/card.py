@@ -214,8 +214,8 @@ def render_card(
         hyper.append(
             (
                 "cure questions",
-                f"{config.data.cure_questions} copies of the cure questions derived from training answers that say "
-                "whether their condition can be cured (finetune/cure.py)",
+                f"{config.data.cure_questions} copies of the cure questions derived from training answers: those "
+                "that say whether their condition can be cured, and the outlook answers (finetune/cure.py)",
             )
         )
     if config.is_lora:

@@ -66,8 +66,8 @@ class DataConfig:
     cure_questions: int = field(
         default=0,
         metadata={
-            "help": "copies of the cure questions derived from training answers that say whether a condition can "
-            "be cured (finetune/cure.py; 0: none)"
+            "help": "copies of the cure questions derived from training answers: those that say whether a "
+            "condition can be cured, and the outlook answers (finetune/cure.py; 0: none)"
         },
     )
 

@@ -20,6 +20,7 @@ ASTHMA = QAPair(
 )
 SYPHILIS = QAPair("i", "What to expect if I have Syphilis  (Outlook/Prognosis)?", "Early syphilis can be cured.")
 CROHN = QAPair("i", "What causes Crohn%27s disease?", "Genes and the immune system. There is no cure. Diet helps.")
+GOUT = QAPair("i", "What to expect if I have Gout  (Outlook/Prognosis)?", "Proper treatment keeps attacks away.")
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_cure_passage_is_the_cure_sentence_and_the_next_one():
 
 
 def test_cure_questions_ask_both_forms_of_each_curability_answer():
-    records = [ASTHMA, SYPHILIS, CROHN, QAPair("i", "What is gout?", "A form of arthritis.")]
+    records = [ASTHMA, SYPHILIS, CROHN, QAPair("i", "What is gout?", "A form of arthritis.")]  # gout: no outlook
     derived = cure_questions(records, copies=2)
     assert len(derived) == 3 * 2 * 2
     assert {r.input for r in derived} == {
@@ -67,11 +68,22 @@ def test_cure_questions_ask_both_forms_of_each_curability_answer():
     assert cure_questions(records, copies=0) == []
 
 
+def test_an_outlook_without_a_cure_sentence_answers_how_to_cure():
+    """What the data knows about curing gout is its outlook: that is the answer, never an invented remedy."""
+    long_outlook = QAPair("i", "What to expect if I have Lupus  (Outlook/Prognosis)?", "It varies. " * 80)
+    derived = cure_questions([GOUT, ASTHMA, long_outlook, CROHN], copies=1)
+    assert QAPair("i", "How to cure Gout?", GOUT.output) in derived
+    assert [r.input for r in derived if "Gout" in r.input] == ["How to cure Gout?"], "an outlook is no yes or no"
+    asthma = [r.output for r in derived if "Asthma" in r.input]
+    assert asthma == [cure_passage(ASTHMA.output)] * 2, "the cure sentence wins over the outlook"
+    assert not [r for r in derived if "Lupus" in r.input], "an outlook too long to be one answer is left out"
+
+
 def test_prepare_adds_cure_questions_to_training_only(tmp_path, tiny_dir):
     records = [{"instruction": "i", "input": f"What causes Condition {n}?", "output": f"Cause {n}."} for n in range(40)]
     records += [
         {"instruction": "i", "input": f"What to expect if I have Illness {n}  (Outlook/Prognosis)?", "output": text}
-        for n, text in enumerate(["There is no cure. Rest helps.", "It can be cured with surgery."] * 10)
+        for n, text in enumerate(["There is no cure. Rest helps.", "It can be cured with surgery.", "It varies."] * 10)
     ]
     path = tmp_path / "records.json"
     path.write_text(json.dumps(records))
@@ -81,7 +93,9 @@ def test_prepare_adds_cure_questions_to_training_only(tmp_path, tiny_dir):
 
     train, _ = split(load_records([Source.parse(str(path))], 42, False).pairs, 0.1, 42)
     curable = sum(1 for r in train if "cure" in r.output)
-    assert curable and asked.cure_questions == curable * 2 * 3 and plain.cure_questions == 0
+    outlooks = sum(1 for r in train if r.output == "It varies.")
+    assert curable and outlooks and plain.cure_questions == 0
+    assert asked.cure_questions == (curable * 2 + outlooks) * 3
     assert len(asked.train) == len(plain.train) + asked.cure_questions
     assert asked.validation == plain.validation, "the validation split never gets derived records"
     assert f"{asked.cure_questions} of them cure questions" in asked.summary()
