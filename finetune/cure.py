@@ -17,7 +17,8 @@ its ~1,000 conditions is their outlook: so the WikiDoc outlook answers ("What to
 outlook itself (798 of them in the training split). A cure question about a condition the data does
 not cover is then answered with an outlook, which invents no remedy: after 40 steps of the two sets
 (``make adapter-cure``), "How to cure COVID-19?" got "The outcome is generally good." (LoRA). Nor does it
-say how to cure anything: the data holds no treatment answers. Only training records are used, so the validation split stays as it was.
+say how to cure anything: the data holds no treatment answers. Only training records are used, so the
+validation split stays as it was.
 """
 
 from __future__ import annotations

@@ -113,12 +113,6 @@ def test_streamed_greedy_answer_equals_plain_generate(studio):
 
 
 SHIPPED = ["medalpaca-smol-lora", "medalpaca-smol-lora-8bit"]
-# A missed target (issue 26) as a strict xfail, which fails the suite once it is met.
-CURE_CLAIM = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="missed target (issue 26): greedy, both answer 'The best way to cure COVID-19 is to get vaccinated.'",
-)
 SYMPTOMS = ("thirst", "urination", "weight loss")
 NEGATIONS = re.compile(r"\b(no|not|cannot|can't|isn't|without|none)\b")
 
@@ -148,8 +142,10 @@ def test_shipped_adapters_answer_from_the_context(studio):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", [pytest.param(variant, marks=CURE_CLAIM) for variant in SHIPPED])
+@pytest.mark.parametrize("variant", SHIPPED)
 def test_shipped_adapters_invent_no_cure(studio, variant):
+    """The seed report's COVID-19 query, greedy: before the cure questions both said "The best way to cure COVID-19
+    is to get vaccinated." (finetune/cure.py)."""
     answer = studio.ask([variant], "How to cure COVID-19?", settings=GenerationSettings(max_new_tokens=96))[variant]
     assert answer.status == "done" and not claims_a_cure(answer.text), answer.text
 
