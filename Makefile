@@ -83,8 +83,8 @@ HAVE_ADAPTER = @test -n "$(NAME)" -a -f assets/adapters/$(NAME)/adapter_config.j
 # still cycles through the items of some lists. 30 steps of sequence-level unlikelihood (finetune/unlikelihood.py)
 # from the committed adapter: each micro-batch's questions answered greedily, the repeats of those that loop
 # penalised. Validated at the end only (the starting adapter's figures are in its card, kept as STARTED_FROM.md).
-PHASE := --overwrite --max-steps 30 --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start
-UNLOOP := $(PHASE) --unlikelihood-weight 1
+PHASE := --overwrite --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start
+UNLOOP := $(PHASE) --max-steps 30 --unlikelihood-weight 1
 adapter-unloop: prepare  ## phase two of a shipped adapter: make adapter-unloop NAME=medalpaca-smol-lora (~25 min; 8-bit ~30)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(UNLOOP)
@@ -94,21 +94,21 @@ adapter-unloop: prepare  ## phase two of a shipped adapter: make adapter-unloop 
 # the gold passage and then go on alone; a pasted context (and the evaluation's, 1,000 characters) usually holds
 # the whole answer. 30 steps, half the records grounded in 1,000-character passages (cutoff 1,024 tokens), the
 # unlikelihood penalty kept on, at weight 3, so the loops stay gone (at weight 1 the LoRA adapter looped on 4/40).
-GROUND := $(PHASE) --unlikelihood-weight 3 --context-share 0.5 --context-passage-chars 1000 --cutoff 1024
+FULL_CONTEXTS := --context-share 0.5 --context-passage-chars 1000 --cutoff 1024
+GROUND := $(PHASE) --max-steps 30 --unlikelihood-weight 3 $(FULL_CONTEXTS)
 adapter-ground: prepare  ## phase three, after adapter-unloop: make adapter-ground NAME=medalpaca-smol-lora (~28 min; 8-bit ~35)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(GROUND)
 
-# Phase four: cure questions (finetune/cure.py). No training question asked how to cure a condition, and both adapters
+# The last phase: cure questions (finetune/cure.py). No training question asked how to cure a condition, and both adapters
 # answered "How to cure COVID-19?" with "The best way to cure COVID-19 is to get vaccinated." The training answers that
 # say whether their condition can be cured, asked as "How to cure X?" / "Can X be cured?", and the other outlook answers
 # asked as "How to cure X?": 10 copies (9,460 records, two thirds of the phase) beside the context phase's records,
 # 40 steps, no unlikelihood penalty (~13 min for the LoRA adapter; peak RSS 19 GB at 8 per micro-batch, so the int8
 # base, which needs more, ran at CURE_MICRO_BATCH=4: the same batches of 16).
 CURE_MICRO_BATCH ?= 8
-CURE := --overwrite --max-steps 40 --learning-rate 2e-4 --warmup-steps 3 --eval-steps 0 --no-eval-on-start \
-	--context-share 0.5 --context-passage-chars 1000 --cutoff 1024 --cure-questions 10 --micro-batch-size $(CURE_MICRO_BATCH)
-adapter-cure: prepare  ## phase four, after adapter-ground: make adapter-cure NAME=medalpaca-smol-lora (~13 min; 8-bit: CURE_MICRO_BATCH=4)
+CURE := $(PHASE) --max-steps 40 $(FULL_CONTEXTS) --cure-questions 10 --micro-batch-size $(CURE_MICRO_BATCH)
+adapter-cure: prepare  ## the last phase, after adapter-ground: make adapter-cure NAME=medalpaca-smol-lora (~13 min; 8-bit: CURE_MICRO_BATCH=4)
 	$(HAVE_ADAPTER)
 	$(FINETUNE) --config $(NAME) --init-adapter assets/adapters/$(NAME) $(CURE)
 

@@ -112,8 +112,8 @@ def prepare(config: DataConfig, tokenizer: Any) -> PreparedData:
     derived = cure_questions(train_records, config.cure_questions)
     if config.cure_questions and not derived:
         log.warning(
-            "--cure-questions %d added nothing: no training answer says whether its condition can be cured under "
-            "a WikiDoc-style question (finetune/cure.py)",
+            "--cure-questions %d added nothing: no training answer under a WikiDoc-style question says whether "
+            "its condition can be cured, and none is a WikiDoc outlook (finetune/cure.py)",
             config.cure_questions,
         )
     train_records += derived
